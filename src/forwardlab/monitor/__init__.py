@@ -1,0 +1,1 @@
+"""Continuous monitoring of a deployed model: prediction store, drift per window, reports, alerts."""

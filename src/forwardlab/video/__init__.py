@@ -1,0 +1,1 @@
+"""The video classification workbench: decoding, sampling, datasets, models and reports."""

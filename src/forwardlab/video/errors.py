@@ -1,0 +1,18 @@
+"""Exceptions of the video half; each names the input it is about."""
+
+from pathlib import Path
+
+from forwardlab.errors import ForwardlabError
+
+
+class VideoError(ForwardlabError):
+    """Base of every video-side error."""
+
+
+class VideoDecodeError(VideoError):
+    """A file cannot be probed or decoded; `path` and `reason` say which and why."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

@@ -1,0 +1,77 @@
+"""Model input recipes: resize, crop and normalize decoded clips the way a model was trained to see them.
+
+Clips arrive as `uint8 (T, C, H, W)` (what `read_frames` returns) and stay uint8 through resizing and
+cropping; only `VideoPreset` turns them into the float `(C, T, H, W)` a video network takes, as its last
+step. Everything is built from `torchvision.transforms.v2.functional`, so it composes with any v2 transform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torchvision.transforms.v2 import functional as F
+
+# Per-channel statistics used by torchvision's Kinetics-400 video weights.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+SizeArg = int | tuple[int, int]
+
+
+def _hw(size: SizeArg) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else size
+
+
+def resize(video: torch.Tensor, size: SizeArg) -> torch.Tensor:
+    """An int resizes the short side (aspect kept), `(h, w)` resizes exactly; a no-op when already there."""
+    h, w = video.shape[-2:]
+    if isinstance(size, int):
+        if min(h, w) == size:
+            return video
+        return F.resize(video, [size], antialias=True)
+    if (h, w) == tuple(size):
+        return video
+    return F.resize(video, list(size), antialias=True)
+
+
+def spatial_crops(video: torch.Tensor, crop: SizeArg, n: int = 1) -> list[torch.Tensor]:
+    """1 centre crop, or 3 crops along the longer side (start, centre, end) as in multi-view testing."""
+    ch, cw = _hw(crop)
+    h, w = video.shape[-2:]
+    if ch > h or cw > w:
+        raise ValueError(f"crop {ch}x{cw} is larger than the frames ({h}x{w}); resize first")
+    if n == 1:
+        return [F.center_crop(video, [ch, cw])]
+    if n != 3:
+        raise ValueError(f"spatial crops must be 1 or 3, got {n}")
+    top, left = (h - ch) // 2, (w - cw) // 2
+    if h >= w:
+        return [F.crop(video, y, left, ch, cw) for y in (0, top, h - ch)]
+    return [F.crop(video, top, x, ch, cw) for x in (0, left, w - cw)]
+
+
+def to_model_input(video: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (..., T, C, H, W) -> normalized float32 (..., C, T, H, W), the layout video networks take."""
+    x = F.to_dtype(video, torch.float32, scale=True)
+    x = F.normalize(x, list(mean), list(std))
+    return x.transpose(-4, -3)
+
+
+@dataclass(frozen=True)
+class VideoPreset:
+    """A model's evaluation recipe: short-side or fixed resize, 1 or 3 crops, then normalize.
+
+    Calling it on `uint8 (T, C, H, W)` returns float `(V, C, T, H, W)` with V = `spatial_crops` views.
+    """
+
+    resize_size: SizeArg
+    crop_size: SizeArg
+    mean: tuple[float, ...] = KINETICS_MEAN
+    std: tuple[float, ...] = KINETICS_STD
+    spatial_crops: int = 1
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        crops = spatial_crops(resize(video, self.resize_size), self.crop_size, self.spatial_crops)
+        return to_model_input(torch.stack(crops), self.mean, self.std)
