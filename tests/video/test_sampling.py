@@ -1,0 +1,91 @@
+"""Sampling rules in time: uniform, clips at a rate, multi-view, and the padding rule."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from forwardlab.video.io import VideoInfo
+from forwardlab.video.sampling import (
+    clip_timestamps,
+    make_sampler,
+    multiview_timestamps,
+    uniform_timestamps,
+)
+
+INFO = VideoInfo(
+    path="x.mp4", size_bytes=1, container="mp4", codec="h264", pixel_format="yuv420p", width=320,
+    height=240, coded_width=320, coded_height=240, rotation_deg=0, duration_s=10.0, start_s=0.0, fps=25.0,
+    variable_frame_rate=False, n_frames=250, n_frames_exact=True, has_audio=False,
+)
+
+
+def frame_of(t: Fraction, fps: int = 25) -> int:
+    return int(t * fps)  # exact: the frame on screen at t
+
+
+def test_uniform_matches_the_prototypes_linspace_over_frame_indices() -> None:
+    for n in (1, 2, 8, 16, 32, 64):
+        got = [frame_of(t) for t in uniform_timestamps(INFO, n)]
+        expected = np.linspace(0, 249, n).astype(int).tolist() if n > 1 else [124]
+        assert got == expected
+
+
+def test_timestamps_are_exact_fractions_on_the_stream_clock() -> None:
+    late = replace(INFO, start_s=1.4, fps=30000 / 1001, duration_s=5.0)
+    ts = uniform_timestamps(late, 4)
+    assert all(isinstance(t, Fraction) for t in ts)
+    assert ts[0] == Fraction(7, 5)
+    assert ts[-1] == Fraction(7, 5) + Fraction(5) - Fraction(1001, 30000)
+
+
+def test_clip_at_a_target_rate_steps_by_its_period() -> None:
+    ts = clip_timestamps(INFO, 16, 15, Fraction(2))
+    assert ts[0] == 2 and ts[1] - ts[0] == Fraction(1, 15) and len(ts) == 16
+
+
+def test_multiview_spreads_clips_from_first_to_last_frame() -> None:
+    clips = multiview_timestamps(INFO, n_clips=10, frames_per_clip=16, fps=15)
+    assert len(clips) == 10 and all(len(c) == 16 for c in clips)
+    assert clips[0][0] == 0
+    assert clips[-1][-1] == Fraction(249, 25)  # the last clip ends on the last frame
+    starts = [c[0] for c in clips]
+    assert len({b - a for a, b in zip(starts, starts[1:], strict=False)}) == 1
+
+
+def test_one_view_is_centred() -> None:
+    (clip,) = multiview_timestamps(INFO, n_clips=1, frames_per_clip=16, fps=15)
+    room = Fraction(249, 25) - Fraction(15, 15)
+    assert clip[0] == room / 2
+
+
+def test_short_video_starts_every_clip_at_zero_and_runs_past_the_end() -> None:
+    short = replace(INFO, duration_s=0.5, n_frames=12)
+    clips = multiview_timestamps(short, n_clips=3, frames_per_clip=16, fps=15)
+    assert all(c[0] == 0 for c in clips)
+    assert clips[0][-1] > Fraction(1, 2)  # read_frames serves these with the last frame
+
+
+@pytest.mark.parametrize(
+    ("spec", "views", "frames"),
+    [("uniform:16", 1, 16), ("clip:8@15", 1, 8), ("multiview:10x16@15", 10, 16), (" uniform:4 ", 1, 4)],
+)
+def test_spec_strings(spec: str, views: int, frames: int) -> None:
+    out = make_sampler(spec)(INFO)
+    assert len(out) == views and all(len(v) == frames for v in out)
+
+
+@pytest.mark.parametrize("spec", ["uniform", "uniform:x", "random:3", "multiview:10x16", "uniform:0", "clip:0@5"])
+def test_bad_spec_names_the_spec_and_the_grammar(spec: str) -> None:
+    with pytest.raises(ValueError, match="spec"):
+        make_sampler(spec)
+
+
+def test_non_positive_counts_are_rejected() -> None:
+    with pytest.raises(ValueError, match="n must be positive"):
+        uniform_timestamps(INFO, 0)
+    with pytest.raises(ValueError, match="fps must be positive"):
+        clip_timestamps(INFO, 4, 0, 0)
