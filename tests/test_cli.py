@@ -16,7 +16,10 @@ from tests.video.clips import write_video
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "forwardlab", *args], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "forwardlab", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
     )
 
@@ -56,7 +59,9 @@ def test_frames_writes_a_contact_sheet(clip: Path, tmp_path: Path) -> None:
 def test_frames_with_multiview_draws_a_row_per_view(clip: Path, tmp_path: Path) -> None:
     one, many = tmp_path / "one.png", tmp_path / "many.png"
     assert run("video", "frames", str(clip), "--sample", "uniform:4", "--out", str(one)).returncode == 0
-    assert run("video", "frames", str(clip), "--sample", "multiview:3x4@10", "--out", str(many)).returncode == 0
+    assert (
+        run("video", "frames", str(clip), "--sample", "multiview:3x4@10", "--out", str(many)).returncode == 0
+    )
     assert Image.open(many).height > 2.5 * Image.open(one).height
 
 

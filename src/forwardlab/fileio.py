@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,14 +12,13 @@ from pathlib import Path
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed.
 
-    The temporary keeps `path`'s suffix so writers that pick a format by extension (PIL, PyAV) still
-    work, and it lives in the same folder so the final `os.replace` is a same-filesystem rename.
+    The temporary is `.NAME.partial` in the same folder: the final `os.replace` is a same-filesystem
+    rename, and its fixed name means a run killed mid-write leaves one leftover that the next run of the
+    same job overwrites, instead of a trail of random names. Writers must name their format explicitly.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = target.with_name(f".{target.name}.partial")
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -12,16 +12,33 @@ import pytest
 from forwardlab.video.io import probe, read_frames
 from tests.video.clips import write_video
 
-pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI (make system-deps)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI (make system-deps)"
+)
 
 
 def ffmpeg_frames(path: Path, indices: list[int], width: int, height: int) -> np.ndarray:
     """Frames by display index, selected with ffmpeg's `select` filter (autorotation on, as by default)."""
     expr = "+".join(f"eq(n\\,{i})" for i in indices)
     raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"select={expr}", "-fps_mode", "passthrough",
-         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        check=True, capture_output=True,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vf",
+            f"select={expr}",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
     ).stdout
     return np.frombuffer(raw, dtype=np.uint8).reshape(len(indices), height, width, 3)
 

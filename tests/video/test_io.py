@@ -52,7 +52,7 @@ def test_exact_mode_returns_the_frame_on_screen_at_each_time(bframes_clip: Path)
 def test_exact_mode_is_pixel_identical_to_a_full_decode(bframes_clip: Path) -> None:
     reference = decode_all(bframes_clip)
     rng = np.random.default_rng(3)
-    times = sorted(rng.uniform(0, 4.7, size=23).tolist()) + [0.0, 2.0, 4.76]
+    times = [*sorted(rng.uniform(0, 4.7, size=23).tolist()), 0.0, 2.0, 4.76]
     result = read_frames(bframes_clip, times)
     ref_times = np.array([t for t, _ in reference])
     for k, t in enumerate(times):
@@ -94,8 +94,13 @@ def test_resizing_happens_to_the_requested_size(bframes_clip: Path) -> None:
 def test_variable_frame_rate_picks_frames_by_timestamp(tmp_path: Path) -> None:
     pts_ms = [0, 40, 80, 200, 240, 500, 520, 540, 900, 1000]
     path = write_video(
-        tmp_path / "vfr.mkv", n_frames=len(pts_ms), fps=25, pts=pts_ms, time_base=Fraction(1, 1000),
-        codec="libx264", options={"bf": "0"},
+        tmp_path / "vfr.mkv",
+        n_frames=len(pts_ms),
+        fps=25,
+        pts=pts_ms,
+        time_base=Fraction(1, 1000),
+        codec="libx264",
+        options={"bf": "0"},
     )
     info = probe(path)
     assert info.variable_frame_rate
@@ -105,8 +110,12 @@ def test_variable_frame_rate_picks_frames_by_timestamp(tmp_path: Path) -> None:
 
 def test_non_zero_start_time_is_on_the_timeline(tmp_path: Path) -> None:
     path = write_video(
-        tmp_path / "late.mkv", n_frames=25, fps=25, pts=[1500 + 40 * i for i in range(25)],
-        time_base=Fraction(1, 1000), options={"bf": "0"},
+        tmp_path / "late.mkv",
+        n_frames=25,
+        fps=25,
+        pts=[1500 + 40 * i for i in range(25)],
+        time_base=Fraction(1, 1000),
+        options={"bf": "0"},
     )
     info = probe(path)
     assert info.start_s == pytest.approx(1.5)
@@ -218,8 +227,12 @@ def test_truncated_file_without_index(tmp_path: Path) -> None:
 
 def test_truncated_file_with_index_refuses_missing_frames(tmp_path: Path) -> None:
     path = write_video(
-        tmp_path / "full.mp4", n_frames=100, width=128, height=96,
-        container_options={"movflags": "+faststart"}, options={"g": "10"},
+        tmp_path / "full.mp4",
+        n_frames=100,
+        width=128,
+        height=96,
+        container_options={"movflags": "+faststart"},
+        options={"g": "10"},
     )
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.5)])
@@ -240,4 +253,3 @@ def test_bad_arguments_are_rejected_before_decoding(bframes_clip: Path) -> None:
 def test_directory_is_not_a_video(tmp_path: Path) -> None:
     with pytest.raises(VideoDecodeError, match="not a regular file"):
         probe(tmp_path)
-

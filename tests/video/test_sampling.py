@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from fractions import Fraction
 
@@ -17,9 +18,23 @@ from forwardlab.video.sampling import (
 )
 
 INFO = VideoInfo(
-    path="x.mp4", size_bytes=1, container="mp4", codec="h264", pixel_format="yuv420p", width=320,
-    height=240, coded_width=320, coded_height=240, rotation_deg=0, duration_s=10.0, start_s=0.0, fps=25.0,
-    variable_frame_rate=False, n_frames=250, n_frames_exact=True, has_audio=False,
+    path="x.mp4",
+    size_bytes=1,
+    container="mp4",
+    codec="h264",
+    pixel_format="yuv420p",
+    width=320,
+    height=240,
+    coded_width=320,
+    coded_height=240,
+    rotation_deg=0,
+    duration_s=10.0,
+    start_s=0.0,
+    fps=25.0,
+    variable_frame_rate=False,
+    n_frames=250,
+    n_frames_exact=True,
+    has_audio=False,
 )
 
 
@@ -53,7 +68,7 @@ def test_multiview_spreads_clips_from_first_to_last_frame() -> None:
     assert clips[0][0] == 0
     assert clips[-1][-1] == Fraction(249, 25)  # the last clip ends on the last frame
     starts = [c[0] for c in clips]
-    assert len({b - a for a, b in zip(starts, starts[1:], strict=False)}) == 1
+    assert len({b - a for a, b in itertools.pairwise(starts)}) == 1
 
 
 def test_one_view_is_centred() -> None:
@@ -78,7 +93,9 @@ def test_spec_strings(spec: str, views: int, frames: int) -> None:
     assert len(out) == views and all(len(v) == frames for v in out)
 
 
-@pytest.mark.parametrize("spec", ["uniform", "uniform:x", "random:3", "multiview:10x16", "uniform:0", "clip:0@5"])
+@pytest.mark.parametrize(
+    "spec", ["uniform", "uniform:x", "random:3", "multiview:10x16", "uniform:0", "clip:0@5"]
+)
 def test_bad_spec_names_the_spec_and_the_grammar(spec: str) -> None:
     with pytest.raises(ValueError, match="spec"):
         make_sampler(spec)

@@ -115,7 +115,7 @@ def _open(path: str | Path) -> av.container.InputContainer:
 
 def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
     if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        kinds = sorted({str(s.type) for s in container.streams}) or ["none"]
         raise VideoDecodeError(path, f"no video stream (streams: {', '.join(kinds)})")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
@@ -133,7 +133,7 @@ def _first_frame(container: av.container.InputContainer, stream: Any, path: str 
 
 def _rotation(frame: av.VideoFrame) -> int:
     """Counter-clockwise display rotation in degrees, a multiple of 90 in [0, 360)."""
-    return int(round((frame.rotation or 0) / 90.0)) % 4 * 90
+    return round((frame.rotation or 0) / 90.0) % 4 * 90
 
 
 def _is_variable_rate(pts: list[int]) -> bool:
@@ -149,7 +149,9 @@ def _is_variable_rate(pts: list[int]) -> bool:
     return bool(deltas.max() > 1.5 * deltas.min())
 
 
-def _demux_pts(container: av.container.InputContainer, stream: Any, path: str | Path, limit: int) -> list[int]:
+def _demux_pts(
+    container: av.container.InputContainer, stream: Any, path: str | Path, limit: int
+) -> list[int]:
     pts: list[int] = []
     try:
         for packet in container.demux(stream):
@@ -306,7 +308,9 @@ def read_frames(
         container = _open(path)
         try:
             stream = _video_stream(container, path)
-            return _decode_selected(container, stream, path, timestamps, size, mode, interpolation, allow_seek)
+            return _decode_selected(
+                container, stream, path, timestamps, size, mode, interpolation, allow_seek
+            )
         except _SeekOvershot:
             continue
         except av.error.FFmpegError as exc:
@@ -363,7 +367,9 @@ def _decode_selected(
         if out_size is None:
             rotation = _rotation(frame)
             out_size = _output_size(frame, size, rotation, sar)
-        rgb = scaler.reformat(frame, out_size[0], out_size[1], "rgb24", interpolation=interpolation).to_ndarray()
+        rgb = scaler.reformat(
+            frame, out_size[0], out_size[1], "rgb24", interpolation=interpolation
+        ).to_ndarray()
         if rotation:
             rgb = np.rot90(rgb, k=rotation // 90)
         if out is None:

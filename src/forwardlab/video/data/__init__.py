@@ -1,0 +1,1 @@
+"""Video data sources: datasets on disk and the built-in synthetic generator."""
