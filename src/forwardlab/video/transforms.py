@@ -2,7 +2,9 @@
 
 Clips arrive as `uint8 (T, C, H, W)` (what `read_frames` returns) and stay uint8 through resizing and
 cropping; only `VideoPreset` turns them into the float `(C, T, H, W)` a video network takes, as its last
-step. Everything is built from `torchvision.transforms.v2.functional`, so it composes with any v2 transform.
+step. Resizing and normalizing use `torchvision.transforms.v2.functional`, so everything composes with any v2
+transform; torchvision is imported when first needed, since cropping alone (multi-view decoding) is plain
+tensor slicing and should not pay its import time and memory.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms.v2 import functional as F
 
 # Per-channel statistics used by torchvision's Kinetics-400 video weights.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -26,6 +27,8 @@ def _hw(size: SizeArg) -> tuple[int, int]:
 
 def resize(video: torch.Tensor, size: SizeArg) -> torch.Tensor:
     """An int resizes the short side (aspect kept), `(h, w)` resizes exactly; a no-op when already there."""
+    from torchvision.transforms.v2 import functional as F
+
     h, w = video.shape[-2:]
     if isinstance(size, int):
         if min(h, w) == size:
@@ -42,18 +45,22 @@ def spatial_crops(video: torch.Tensor, crop: SizeArg, n: int = 1) -> list[torch.
     h, w = video.shape[-2:]
     if ch > h or cw > w:
         raise ValueError(f"crop {ch}x{cw} is larger than the frames ({h}x{w}); resize first")
-    if n == 1:
-        return [F.center_crop(video, [ch, cw])]
-    if n != 3:
+    if n not in (1, 3):
         raise ValueError(f"spatial crops must be 1 or 3, got {n}")
-    top, left = (h - ch) // 2, (w - cw) // 2
-    if h >= w:
-        return [F.crop(video, y, left, ch, cw) for y in (0, top, h - ch)]
-    return [F.crop(video, top, x, ch, cw) for x in (0, left, w - cw)]
+    top, left = round((h - ch) / 2), round((w - cw) / 2)  # torchvision's centre, rounding included
+    if n == 1:
+        corners = [(top, left)]
+    elif h >= w:
+        corners = [(0, left), (top, left), (h - ch, left)]
+    else:
+        corners = [(top, 0), (top, left), (top, w - cw)]
+    return [video[..., y : y + ch, x : x + cw] for y, x in corners]
 
 
 def to_model_input(video: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (..., T, C, H, W) -> normalized float32 (..., C, T, H, W), the layout video networks take."""
+    from torchvision.transforms.v2 import functional as F
+
     x = F.to_dtype(video, torch.float32, scale=True)
     x = F.normalize(x, list(mean), list(std))
     return x.transpose(-4, -3)
