@@ -228,22 +228,13 @@ def _setup_ours(
     return setup
 
 
-def _three_crops(x: Any, crop: int) -> list[Any]:
-    """3 spatial crops along the long side (start/center/end), centered on the short side. x: (T,C,H,W)."""
-    h, w = x.shape[-2:]
-    if w >= h:
-        y = (h - crop) // 2
-        return [x[..., y : y + crop, o : o + crop] for o in (0, (w - crop) // 2, w - crop)]
-    xo = (w - crop) // 2
-    return [x[..., o : o + crop, xo : xo + crop] for o in (0, (h - crop) // 2, h - crop)]
-
-
 def _setup_mv(separate: bool) -> Callable[[list[str]], tuple[Callable[[str], Any], dict]]:
     def setup(clips: list[str]) -> tuple[Callable[[str], Any], dict]:
         import torch
 
         from forwardlab.video.io import probe, read_frames
         from forwardlab.video.sampling import multiview_timestamps
+        from forwardlab.video.transforms import spatial_crops
 
         if not separate:
             from forwardlab.video.io import read_views
@@ -255,7 +246,7 @@ def _setup_mv(separate: bool) -> Callable[[list[str]], tuple[Callable[[str], Any
                 for ts in views:
                     for k in range(MV_CROPS):  # each view decoded on its own, as a naive loader does
                         frames = read_frames(path, ts, size=MV_SIZE, mode="exact").data
-                        outs.append(_three_crops(frames, MV_CROP)[k].contiguous())
+                        outs.append(spatial_crops(frames, MV_CROP, MV_CROPS)[k].contiguous())
                 out = torch.stack(outs)
             else:
                 out = read_views(path, views, size=MV_SIZE, crop=MV_CROP, spatial_crops=MV_CROPS)
