@@ -16,3 +16,16 @@ class VideoDecodeError(VideoError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class DatasetError(VideoError):
+    """Annotations, layouts or manifests that are missing, malformed or inconsistent."""
+
+
+class DownloadError(DatasetError):
+    """A download failed after its retries; `url` says which."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{url}: {reason}")

@@ -68,10 +68,7 @@ def multiview_timestamps(info: VideoInfo, n_clips: int, frames_per_clip: int, fp
     first, last = _first_last(info)
     span = (frames_per_clip - 1) / _frac(fps)
     room = max(Fraction(0), last - first - span)
-    if n_clips == 1:
-        starts = [first + room / 2]
-    else:
-        starts = [first + room * i / (n_clips - 1) for i in range(n_clips)]
+    starts = [first + room / 2] if n_clips == 1 else [first + room * i / (n_clips - 1) for i in range(n_clips)]
     return [clip_timestamps(info, frames_per_clip, fps, s) for s in starts]
 
 
