@@ -59,9 +59,7 @@ def test_frames_writes_a_contact_sheet(clip: Path, tmp_path: Path) -> None:
 def test_frames_with_multiview_draws_a_row_per_view(clip: Path, tmp_path: Path) -> None:
     one, many = tmp_path / "one.png", tmp_path / "many.png"
     assert run("video", "frames", str(clip), "--sample", "uniform:4", "--out", str(one)).returncode == 0
-    assert (
-        run("video", "frames", str(clip), "--sample", "multiview:3x4@10", "--out", str(many)).returncode == 0
-    )
+    assert run("video", "frames", str(clip), "--sample", "multiview:3x4@10", "--out", str(many)).returncode == 0
     assert Image.open(many).height > 2.5 * Image.open(one).height
 
 
@@ -77,3 +75,19 @@ def test_bad_sample_spec_is_a_usage_error(clip: Path) -> None:
     result = run("video", "frames", str(clip), "--sample", "random:3")
     assert result.returncode == 2
     assert "unknown sample spec 'random:3'" in result.stderr
+
+
+def test_dataset_import_status_and_sample(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    assert run("video", "synth", "--root", str(root), "--per-class", "1", "--seed", "2").returncode == 0
+    imported = run("video", "dataset", "import", str(root))
+    assert imported.returncode == 0, imported.stderr
+    assert (root / "manifest.sqlite").is_file()
+    status = run("video", "dataset", "status", str(root), "--json")
+    counts = json.loads(status.stdout)
+    assert counts["val"]["downloaded"] == 12 and counts["val"]["missing"] == 0
+    out = tmp_path / "small.sqlite"
+    sampled = run("video", "dataset", "sample", str(root), "--limit", "3", "--out", str(out))
+    assert sampled.returncode == 0 and "3 clips" in sampled.stdout
+    missing = run("video", "dataset", "status", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "no manifest here" in missing.stderr

@@ -11,12 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from forwardlab.progress import progress_bar
+from forwardlab.video.data.cli import dataset_app
 from forwardlab.video.errors import VideoDecodeError
 
 app = typer.Typer(
     help="Video classification workbench: decode, sample, explore and test video models.",
     no_args_is_help=True,
 )
+app.add_typer(dataset_app, name="dataset")
 console = Console()
 
 
@@ -76,16 +78,12 @@ def _probe_table(records: list[dict[str, object]]) -> Table:
 def frames(
     file: Annotated[Path, typer.Argument(help="Video to sample.")],
     sample: Annotated[str, typer.Option(help="uniform:N | clip:T@FPS | multiview:KxT@FPS")] = "uniform:16",
-    size: Annotated[
-        int, typer.Option(help="Resize the short side to this many pixels (in the decoder).")
-    ] = 112,
+    size: Annotated[int, typer.Option(help="Resize the short side to this many pixels (in the decoder).")] = 112,
     crop: Annotated[int, typer.Option(help="Centre-crop to CROPxCROP after resizing (0: no crop).")] = 0,
     fast: Annotated[
         bool, typer.Option("--fast", help="Skip non-reference frames; nearest frame, reports error.")
     ] = False,
-    out: Annotated[Path, typer.Option(help="Contact sheet to write (.png, .jpg or .webp).")] = Path(
-        "sheet.png"
-    ),
+    out: Annotated[Path, typer.Option(help="Contact sheet to write (.png, .jpg or .webp).")] = Path("sheet.png"),
 ) -> None:
     """Write a contact sheet of the frames a model would see: one row per sampled clip.
 
