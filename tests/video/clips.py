@@ -68,9 +68,7 @@ def write_video(
             stream.set_display_rotation(rotation)
         audio_stream = out.add_stream("aac", rate=16000) if audio else None
         for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24").reformat(
-                format=pix_fmt
-            )
+            frame = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24").reformat(format=pix_fmt)
             frame.pts = pts[i] if pts is not None else i
             if time_base is not None:
                 frame.time_base = time_base

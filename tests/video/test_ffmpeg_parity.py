@@ -12,9 +12,7 @@ import pytest
 from forwardlab.video.io import probe, read_frames
 from tests.video.clips import write_video
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI (make system-deps)"
-)
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI (make system-deps)")
 
 
 def ffmpeg_frames(path: Path, indices: list[int], width: int, height: int) -> np.ndarray:

@@ -180,9 +180,7 @@ def test_single_frame_video_serves_every_request(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_4k_video_is_decoded_in_bounded_memory(tmp_path: Path) -> None:
-    path = write_video(
-        tmp_path / "uhd.mp4", n_frames=6, width=3840, height=2160, options={"preset": "ultrafast"}
-    )
+    path = write_video(tmp_path / "uhd.mp4", n_frames=6, width=3840, height=2160, options={"preset": "ultrafast"})
     info = probe(path)
     assert (info.width, info.height) == (3840, 2160)
     result = read_frames(path, uniform_timestamps(info, 3), size=112)

@@ -93,9 +93,7 @@ def test_spec_strings(spec: str, views: int, frames: int) -> None:
     assert len(out) == views and all(len(v) == frames for v in out)
 
 
-@pytest.mark.parametrize(
-    "spec", ["uniform", "uniform:x", "random:3", "multiview:10x16", "uniform:0", "clip:0@5"]
-)
+@pytest.mark.parametrize("spec", ["uniform", "uniform:x", "random:3", "multiview:10x16", "uniform:0", "clip:0@5"])
 def test_bad_spec_names_the_spec_and_the_grammar(spec: str) -> None:
     with pytest.raises(ValueError, match="spec"):
         make_sampler(spec)

@@ -43,9 +43,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
     """One clip of every class, shared by the read-only tests to keep the file fast."""
     root = tmp_path_factory.mktemp("synthetic")
     calls: list[tuple[int, int]] = []
-    clips = generate(
-        root, per_class=1, split="val", seed=0, progress=lambda done, total: calls.append((done, total))
-    )
+    clips = generate(root, per_class=1, split="val", seed=0, progress=lambda done, total: calls.append((done, total)))
     return Generated(root, clips, calls)
 
 
@@ -78,9 +76,7 @@ def test_layout_and_csv_match(generated: Generated) -> None:
         assert re.fullmatch(r"[A-Za-z0-9_-]{11}", clip.youtube_id)
         assert 0 <= clip.time_start <= 600
         assert 2 <= clip.time_end - clip.time_start <= 5
-        expected = (
-            root / "val" / clip.label / f"{clip.youtube_id}_{clip.time_start:06d}_{clip.time_end:06d}.mp4"
-        )
+        expected = root / "val" / clip.label / f"{clip.youtube_id}_{clip.time_start:06d}_{clip.time_end:06d}.mp4"
         assert clip.path == expected
         assert clip.path.is_file()
     on_disk = {p for p in (root / "val").rglob("*") if p.is_file()}

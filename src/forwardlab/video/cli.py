@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from forwardlab.progress import progress_bar
-from forwardlab.video.data.cli import dataset_app
+from forwardlab.video.data.cli import dataset_app, kinetics_app
 from forwardlab.video.errors import VideoDecodeError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(kinetics_app, name="kinetics")
 console = Console()
 
 

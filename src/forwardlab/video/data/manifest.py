@@ -122,11 +122,19 @@ class Manifest:
 
     def upsert(self, records: Iterable[ClipRecord]) -> int:
         """Insert or replace rows by path, all in one transaction; returns how many were written."""
+        return self._write("INSERT OR REPLACE", records)
+
+    def insert_new(self, records: Iterable[ClipRecord]) -> int:
+        """Add rows whose path is not in the manifest yet, keeping what existing rows know."""
+        return self._write("INSERT OR IGNORE", records)
+
+    def _write(self, verb: str, records: Iterable[ClipRecord]) -> int:
         rows = [tuple(_to_sql(getattr(r, c)) for c in _COLUMNS) for r in records]
         placeholders = ", ".join("?" for _ in _COLUMNS)
         with self._connect() as db:
-            db.executemany(f"INSERT OR REPLACE INTO clips ({', '.join(_COLUMNS)}) VALUES ({placeholders})", rows)
-        return len(rows)
+            before = db.total_changes
+            db.executemany(f"{verb} INTO clips ({', '.join(_COLUMNS)}) VALUES ({placeholders})", rows)
+            return db.total_changes - before
 
     def records(self, *, split: str | None = None, status: Status | None = None) -> list[ClipRecord]:
         where, params = [], []
@@ -235,7 +243,9 @@ class Manifest:
 
 def _check_on_disk(record: ClipRecord, path: Path) -> ClipRecord:
     if not path.is_file():
-        return replace(record, status="missing", reason="file not on disk")
+        # a download failure's reason (e.g. "youtube private: ...") says more than "not on disk"
+        kept = record.reason if record.status == "missing" and record.reason else None
+        return replace(record, status="missing", reason=kept or "file not on disk")
     size = path.stat().st_size
     if record.status == "downloaded" and record.size_bytes == size and record.duration_s is not None:
         return record

@@ -148,9 +148,7 @@ def _polygon_sdf(x: np.ndarray, y: np.ndarray, vertices: np.ndarray) -> np.ndarr
     return np.where(inside, -1.0, 1.0).astype(np.float32) * np.sqrt(dist2)
 
 
-def _shape_sdf(
-    shape: str, x: np.ndarray, y: np.ndarray, centre: Point, radius: float, angle: float
-) -> np.ndarray:
+def _shape_sdf(shape: str, x: np.ndarray, y: np.ndarray, centre: Point, radius: float, angle: float) -> np.ndarray:
     """Signed distance to ``shape`` rotated by ``angle`` (clockwise on screen, since y points down)."""
     dx, dy = x - centre[0], y - centre[1]
     if shape == "circle":
@@ -511,9 +509,7 @@ def _place(rng: np.random.Generator, width: int, height: int, margin: float) -> 
     )
 
 
-def _drift(
-    rng: np.random.Generator, start: Point, amount: float, width: int, height: int, margin: float
-) -> Point:
+def _drift(rng: np.random.Generator, start: Point, amount: float, width: int, height: int, margin: float) -> Point:
     """A nearby end point for slow, direction-free drift, kept inside the frame."""
     x = start[0] + rng.uniform(-amount, amount)
     y = start[1] + rng.uniform(-amount, amount)
