@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.filesize import decimal
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 Advance = Callable[[int, int], None]
 
@@ -22,3 +23,25 @@ def progress_bar(description: str, total: int) -> Iterator[Advance]:
             bar.update(task, completed=done, total=new_total)
 
         yield advance
+
+
+@contextlib.contextmanager
+def progress_bars(*tasks: tuple[str, bool]) -> Iterator[list[Advance]]:
+    """Several bars in one display, e.g. partitions and bytes; each task is (description, counts_bytes)."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[amount]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        advances: list[Advance] = []
+        for description, counts_bytes in tasks:
+            task = bar.add_task(description, total=None, amount="")
+            fmt = decimal if counts_bytes else str
+
+            def advance(done: int, total: int, task: TaskID = task, fmt: Callable[[int], str] = fmt) -> None:
+                bar.update(task, completed=done, total=total or None, amount=f"{fmt(done)}/{fmt(total)}")
+
+            advances.append(advance)
+        yield advances

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -567,3 +568,14 @@ def test_hostile_archive_members_stay_inside_the_layout(tmp_path: Path, videos: 
         f"{UNLABELLED}/escape_000004_000014.mp4",
     ]
     assert all(parse_clip_name(p.name) is not None for p in clip_files(split_dir))
+
+
+def test_byte_progress_adds_up_every_tarball(mirror: Mirror, tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    partitions: list[tuple[int, int]] = []
+    download(mirror, tmp_path / "data", workers=2, byte_progress=lambda d, t: seen.append((d, t)),
+             progress=lambda d, t: partitions.append((d, t)))  # fmt: skip
+    expected = sum(mirror.fake.tarball(name).stat().st_size for name in mirror.fake.partitions)
+    assert seen[-1] == (expected, expected)
+    assert all(d2 >= d1 for (d1, _), (d2, _) in itertools.pairwise(seen))
+    assert partitions[-1] == (len(mirror.fake.partitions), len(mirror.fake.partitions))

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from forwardlab.progress import progress_bar
+from forwardlab.progress import progress_bar, progress_bars
 from forwardlab.video.data.kinetics import CVDF, load_annotations
 from forwardlab.video.data.layout import dataset_dir
 from forwardlab.video.data.manifest import MANIFEST_NAME, STATUSES, Manifest
@@ -179,12 +179,12 @@ def kinetics_download(
         raise typer.BadParameter(f"unknown source {source!r}; use cvdf or youtube", param_hint="--source")
     table = _annotations(version, split, annotations, mirror)
     picked = Manifest(sample) if sample is not None else None
-    unit = "partitions" if source == "cvdf" else "clips"
-    with progress_bar(f"downloading {unit}", 0) as advance:
+    bars = [("partitions", False), ("bytes", True)] if source == "cvdf" else [("clips", False)]
+    with progress_bars(*bars) as advances:
         summary = download_kinetics(
             root, version, split, annotations=table, source=source, sample=picked, limit=limit, seed=seed,  # type: ignore[arg-type]
             mirror=mirror, url_template=url_template, workers=workers, keep_tarballs=keep_tarballs,
-            min_interval_s=min_interval, progress=advance,
+            min_interval_s=min_interval, progress=advances[0], byte_progress=advances[1] if len(advances) > 1 else None,
         )  # fmt: skip
     console.print(
         f"{summary.downloaded} clip(s) downloaded, {summary.already_present} already there, "

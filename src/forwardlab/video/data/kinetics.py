@@ -517,6 +517,7 @@ def download_cvdf(
     keep_tarballs: bool = False,
     retries: int = 5,
     progress: Callable[[int, int], None] | None = None,
+    byte_progress: Callable[[int, int], None] | None = None,
 ) -> CvdfResult:
     """Download a split's CVDF tarballs and unpack their clips into `<root>/kinetics<version>/<split>/<label>/`.
 
@@ -524,7 +525,8 @@ def download_cvdf(
     tarballs resume where they stopped, clips are written under a temp name then renamed, and clips
     already on disk are kept. A failing partition is recorded in the result and the others go on.
     With `limit`, partitions run one at a time until `limit` annotated clips are on disk.
-    `progress(partitions_finished, partitions_to_do)` follows the run. Only a tarball list that cannot
+    `progress(partitions_finished, partitions_to_do)` follows the run, `byte_progress(done, known_total)`
+    the bytes of the tarballs in flight or finished. Only a tarball list that cannot
     be had (it is kept in `<split>/.cvdf/` once fetched) raises: `DownloadError`.
     """
     segment = _segment(version)
@@ -542,7 +544,9 @@ def download_cvdf(
     pending = deque(p for p in partitions if p.name not in completed)
     on_disk = _count_annotated(split_dir, index) if limit is not None else 0
     out_of_space = False
-    run = _Run(split_dir, work_dir, index, keep_tarballs, retries, _Claims(), threading.Event())
+    run = _Run(
+        split_dir, work_dir, index, keep_tarballs, retries, _Claims(), threading.Event(), _ByteTally(byte_progress)
+    )
 
     def record(outcome: _Outcome) -> None:
         nonlocal on_disk, out_of_space
@@ -578,11 +582,37 @@ class _Run:
     retries: int
     claims: _Claims
     cancelled: threading.Event
+    bytes: _ByteTally
 
     def check_cancelled(self, *_: int) -> None:
         """Raise in a worker once the run is abandoned (Ctrl-C), so it stops within a chunk or a clip."""
         if self.cancelled.is_set():
             raise _Cancelled
+
+    def fetch_progress(self, partition: str) -> Callable[[int, int], None]:
+        def update(done: int, total: int) -> None:
+            self.check_cancelled()
+            self.bytes.update(partition, done, total)
+
+        return update
+
+
+class _ByteTally:
+    """Bytes of every partition's download, summed across worker threads for one progress bar."""
+
+    def __init__(self, callback: Callable[[int, int], None] | None) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._parts: dict[str, tuple[int, int]] = {}
+
+    def update(self, partition: str, done: int, total: int) -> None:
+        if self._callback is None:
+            return
+        with self._lock:
+            self._parts[partition] = (done, max(total, done))
+            done_all = sum(d for d, _ in self._parts.values())
+            total_all = sum(t for _, t in self._parts.values())
+            self._callback(done_all, total_all)
 
 
 class _Cancelled(Exception):
@@ -693,7 +723,7 @@ def _process_partition(run: _Run, partition: _Partition, client: httpx.Client) -
     outcome = _Outcome(partition)
     tarball = run.work_dir / partition.name
     try:
-        fetch(partition.url, tarball, retries=run.retries, client=client, progress=run.check_cancelled)
+        fetch(partition.url, tarball, retries=run.retries, client=client, progress=run.fetch_progress(partition.name))
         _check_space(partition.url, tarball, run.split_dir)
     except _OutOfSpace as error:
         outcome.error, outcome.out_of_space = error.reason, True

@@ -65,18 +65,20 @@ def download_kinetics(
     keep_tarballs: bool = False,
     min_interval_s: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
+    byte_progress: Callable[[int, int], None] | None = None,
 ) -> DownloadSummary:
     """Fetch clips of one split from the CVDF mirror or YouTube, then bring the manifest up to date.
 
     CVDF serves whole tarball partitions (`limit` stops after enough clips); YouTube fetches exactly
     the clips asked for: the rows of `sample` when given, else `limit` clips drawn with `seed`, else all.
+    `progress(done, total)` counts partitions (CVDF) or clips (YouTube); `byte_progress` the CVDF bytes.
     Reruns skip what is on disk. Per-clip failures are listed in the summary and in `failures.csv`.
     """
     manifest = kinetics_manifest(root, version, split, annotations)
     if source == "cvdf":
         result = download_cvdf(
             root, version, split, annotations=annotations, mirror=mirror, workers=workers, limit=limit,
-            keep_tarballs=keep_tarballs, progress=progress,
+            keep_tarballs=keep_tarballs, progress=progress, byte_progress=byte_progress,
         )  # fmt: skip
         _mark_source(manifest, {str(c.path.relative_to(manifest.root)) for c in result.extracted}, "cvdf")
         summary = DownloadSummary(
