@@ -29,6 +29,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP) system-deps
 	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/serve.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

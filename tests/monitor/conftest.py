@@ -1,0 +1,110 @@
+"""Fixtures of the monitoring tests: the real King County data, one trained model per session, and
+metrics stores on SQLite (always) and PostgreSQL (when FORWARDLAB_TEST_POSTGRES_URL names a server;
+`.ci/run` starts a throwaway one)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from forwardlab.monitor.data import PreparedData, load_raw, prepare, write_prepared
+from forwardlab.monitor.model import PriceModel, save_model, train
+from forwardlab.monitor.server import RunningServer, start_server
+from forwardlab.monitor.service import create_app
+from forwardlab.monitor.store import Store, metadata
+
+API_KEY = "test-key-0123456789"
+POSTGRES_ENV = "FORWARDLAB_TEST_POSTGRES_URL"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def kc_csv_path() -> Path:
+    """$FORWARDLAB_SHARED_DATA (the shared data folder, or the CSV itself), else ../shared/data/."""
+    env = os.environ.get("FORWARDLAB_SHARED_DATA")
+    if env:
+        given = Path(env)
+        return given if given.suffix == ".csv" else given / "kc_house_data.csv"
+    return REPO / ".." / "shared" / "data" / "kc_house_data.csv"
+
+
+@pytest.fixture(scope="session")
+def kc_csv() -> Path:
+    path = kc_csv_path()
+    if not path.is_file():
+        pytest.skip(f"{path}: King County data not found (set FORWARDLAB_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def prepared(kc_csv: Path) -> PreparedData:
+    return prepare(load_raw(kc_csv))
+
+
+@pytest.fixture(scope="session")
+def data_dir(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("monitor-data")
+    write_prepared(prepared, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model(prepared: PreparedData) -> PriceModel:
+    return train(prepared.train)
+
+
+@pytest.fixture(scope="session")
+def model_dir(model: PriceModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    save_model(model, root)
+    return root
+
+
+def _postgres_param() -> object:
+    url = os.environ.get(POSTGRES_ENV)
+    reason = f"{POSTGRES_ENV} is not set (.ci/run starts a throwaway PostgreSQL and sets it)"
+    return pytest.param(url, id="postgresql", marks=pytest.mark.skipif(not url, reason=reason))
+
+
+@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"), _postgres_param()])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store of each backend: a new SQLite file, or the test PostgreSQL with tables dropped."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url = str(request.param)
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with Store(store_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def service(model: PriceModel, store: Store) -> Iterator[RunningServer]:
+    """The real service on a free loopback port, recording into `store`."""
+    with start_server(create_app(model, store, api_keys=[API_KEY])) as server:
+        yield server
+
+
+def house(**overrides: object) -> dict[str, object]:
+    """A valid feature record (the first house in the raw file), with `overrides` applied."""
+    features: dict[str, object] = {
+        "sqft_living": 1180,
+        "sqft_lot": 5650,
+        "sqft_above": 1180,
+        "bedrooms": 3,
+        "bathrooms": 1.0,
+        "waterfront": 0,
+        "zipcode": "98178",
+        "condition": 3,
+        "view": 0,
+    }
+    return features | overrides
