@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from forwardlab.video.errors import DownloadError
+from forwardlab.errors import DownloadError
 
 Progress = Callable[[int, int], None]
 """`progress(bytes_done, bytes_total)`; `bytes_total` is 0 while the size is unknown."""
@@ -102,7 +102,7 @@ def fetch(
 def _verified(path: Path, expected_size: int | None, sha256: str | None) -> bool:
     if expected_size is not None and path.stat().st_size != expected_size:
         return False
-    return sha256 is None or _sha256(path) == sha256.lower()
+    return sha256 is None or sha256_file(path) == sha256.lower()
 
 
 def _download(client: httpx.Client, request: _Request, retries: int, backoff_s: float) -> None:
@@ -223,13 +223,13 @@ def _receive(response: httpx.Response, request: _Request, total: int | None) -> 
 def _check_digest(request: _Request, sha256: str | None) -> None:
     if sha256 is None:
         return
-    actual = _sha256(request.partial)
+    actual = sha256_file(request.partial)
     if actual != sha256.lower():
         request.partial.unlink(missing_ok=True)
         raise DownloadError(request.url, f"sha256 mismatch: expected {sha256.lower()}, got {actual}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK_BYTES):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from forwardlab.errors import DownloadError
 from forwardlab.monitor.data import (
     DATA_SHA256,
     PreparedData,
@@ -125,8 +126,8 @@ def test_tampered_download_is_refused_and_not_cached(
     base, root = file_server
     monkeypatch.setenv("FORWARDLAB_HOME", str(tmp_path / "home"))
     (root / "kc.csv").write_bytes(kc_csv.read_bytes().replace(b"221900", b"221901", 1))
-    with pytest.raises(DataError, match=r"kc.csv: sha256 [0-9a-f]{64} does not match"):
+    with pytest.raises(DownloadError, match=r"kc.csv: sha256 mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64}"):
         fetch_raw(url=f"{base}/kc.csv")
     assert not list((tmp_path / "home" / "monitor").iterdir())
-    with pytest.raises(DataError, match=r"missing\.csv: download failed"):
+    with pytest.raises(DownloadError, match=r"missing\.csv: HTTP 404"):
         fetch_raw(url=f"{base}/missing.csv")

@@ -36,9 +36,7 @@ def test_metadata_describes_the_training(model: PriceModel, prepared: PreparedDa
     assert meta.version.startswith("price-ridge-")
 
 
-def test_predicts_production_prices_about_as_well_as_cv_says(
-    model: PriceModel, prepared: PreparedData
-) -> None:
+def test_predicts_production_prices_about_as_well_as_cv_says(model: PriceModel, prepared: PreparedData) -> None:
     prices = model.predict(prepared.prod)
     mae = np.mean(np.abs(prices - prepared.prod["price"]))
     assert mae < 1.25 * model.metadata.cv_mae_usd

@@ -54,9 +54,7 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(model_dir: Path, tm
                 i += 1
                 body: dict[str, object] = {"entity_id": f"t{k}-{i}", "features": house(bedrooms=i % 6)}
                 if i % 5 == 0:
-                    body = {
-                        "records": [{"entity_id": f"t{k}-{i}-{j}", "features": house()} for j in range(8)]
-                    }
+                    body = {"records": [{"entity_id": f"t{k}-{i}-{j}", "features": house()} for j in range(8)]}
                 try:
                     response = client.post("/v1/predict", json=body)
                 except httpx.HTTPError:

@@ -46,19 +46,13 @@ def test_every_v1_route_needs_a_valid_key(service: RunningServer) -> None:
         assert anonymous.get("/healthz").json()["status"] == "ok"
         assert anonymous.get("/metrics").status_code == 200
         spec = anonymous.get("/openapi.json").json()
-    assert {"/v1/predict", "/v1/ground-truth", "/v1/predictions", "/healthz", "/metrics"} <= set(
-        spec["paths"]
-    )
+    assert {"/v1/predict", "/v1/ground-truth", "/v1/predictions", "/healthz", "/metrics"} <= set(spec["paths"])
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
 
 
-def test_predictions_are_stored_before_the_answer(
-    client: httpx.Client, store: Store, model: PriceModel
-) -> None:
+def test_predictions_are_stored_before_the_answer(client: httpx.Client, store: Store, model: PriceModel) -> None:
     one = predict(client, {"entity_id": "house-1", "features": house()})
-    batch = predict(
-        client, {"records": [{"entity_id": f"b{i}", "features": house(bedrooms=i)} for i in range(5)]}
-    )
+    batch = predict(client, {"records": [{"entity_id": f"b{i}", "features": house(bedrooms=i)} for i in range(5)]})
     assert store.missing([p["uuid"] for p in one + batch]) == set()  # type: ignore[misc]
     expected = model.predict([house()] + [house(bedrooms=i) for i in range(5)])
     np.testing.assert_allclose([p["price_usd"] for p in one + batch], expected)
@@ -68,9 +62,7 @@ def test_predictions_are_stored_before_the_answer(
     assert frame.loc[frame["entity_id"] == "house-1", "zipcode"].tolist() == ["98178"]
 
 
-def test_invalid_input_is_422_naming_each_field_and_stores_nothing(
-    client: httpx.Client, store: Store
-) -> None:
+def test_invalid_input_is_422_naming_each_field_and_stores_nothing(client: httpx.Client, store: Store) -> None:
     bad = house(bedrooms=-1, bathrooms=2.3, zipcode="9817", sqft_living="big")
     del bad["view"]
     response = client.post("/v1/predict", json={"records": [{"features": house()}, {"features": bad}]})
@@ -84,9 +76,7 @@ def test_invalid_input_is_422_naming_each_field_and_stores_nothing(
     ):
         assert client.post("/v1/predict", json=body).status_code == 422, body
     assert (
-        client.post(
-            "/v1/predict", content=b"{not json", headers={"Content-Type": "application/json"}
-        ).status_code
+        client.post("/v1/predict", content=b"{not json", headers={"Content-Type": "application/json"}).status_code
         == 422
     )
     assert store.count() == 0
@@ -169,9 +159,7 @@ def test_concurrent_single_predictions_are_all_stored(
     assert len(set(uuids)) == 160 and store.missing(uuids) == set() and store.count() == 160
     metrics = client.get("/metrics").text
     assert "forwardlab_predictions_stored_total 160" in metrics
-    assert re.search(
-        r'forwardlab_http_requests_total\{method="POST",route="/v1/predict",status="200"\} 160', metrics
-    )
+    assert re.search(r'forwardlab_http_requests_total\{method="POST",route="/v1/predict",status="200"\} 160', metrics)
     assert "forwardlab_batch_records_count" in metrics
 
 

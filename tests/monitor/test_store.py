@@ -125,9 +125,7 @@ def test_dataframe_window_by_label_time(store: Store) -> None:
     records = [record(i) for i in range(6)]
     store.add_predictions(records)
     for i, r in enumerate(records[:4]):
-        store.add_labels(
-            [LabelRequest(label_usd=1000.0 * i, label_at=T0 + timedelta(days=i), prediction_uuid=r.uuid)]
-        )
+        store.add_labels([LabelRequest(label_usd=1000.0 * i, label_at=T0 + timedelta(days=i), prediction_uuid=r.uuid)])
     frame = store.predictions(T0 + timedelta(days=1), T0 + timedelta(days=3), time_column="label_at")
     assert frame["uuid"].tolist() == [records[1].uuid, records[2].uuid]
     assert frame["label_usd"].tolist() == [1000.0, 2000.0]
@@ -154,7 +152,5 @@ def test_a_store_of_another_schema_version_is_refused(store_url: str) -> None:
 def test_unusable_urls_are_store_errors(tmp_path: object) -> None:
     with pytest.raises(StoreError, match="unsupported store backend 'mysql'"):
         Store("mysql://u:secret@localhost/db")
-    with pytest.raises(
-        StoreError, match=r"postgresql\+psycopg://u:\*\*\*@127.0.0.1:1/db: cannot open the store"
-    ):
+    with pytest.raises(StoreError, match=r"postgresql\+psycopg://u:\*\*\*@127.0.0.1:1/db: cannot open the store"):
         Store("postgresql+psycopg://u:secret@127.0.0.1:1/db")

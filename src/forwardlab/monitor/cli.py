@@ -29,16 +29,10 @@ def monitor() -> None:
 def prepare(
     data: Annotated[
         Path | None,
-        typer.Option(
-            help="Raw kc_house_data.csv; default: download it into $FORWARDLAB_HOME (sha256-checked)."
-        ),
+        typer.Option(help="Raw kc_house_data.csv; default: download it into $FORWARDLAB_HOME (sha256-checked)."),
     ] = None,
-    out: Annotated[
-        Path, typer.Option(help="Folder for train.csv, prod.csv and summary.json.")
-    ] = DEFAULT_DATA_DIR,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the simulated listing dates (42: the prototype's).")
-    ] = 42,
+    out: Annotated[Path, typer.Option(help="Folder for train.csv, prod.csv and summary.json.")] = DEFAULT_DATA_DIR,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated listing dates (42: the prototype's).")] = 42,
 ) -> None:
     """Clean and split the sales: training (sold to 2014-10-31), production (after, to the last full month).
 
@@ -60,12 +54,8 @@ def prepare(
 
 @app.command()
 def train(
-    data_dir: Annotated[
-        Path, typer.Option(help="Folder written by `prepare` (reads train.csv).")
-    ] = DEFAULT_DATA_DIR,
-    out: Annotated[
-        Path, typer.Option(help="Model folder: writes OUT/VERSION/ and OUT/LATEST.")
-    ] = DEFAULT_MODEL_DIR,
+    data_dir: Annotated[Path, typer.Option(help="Folder written by `prepare` (reads train.csv).")] = DEFAULT_DATA_DIR,
+    out: Annotated[Path, typer.Option(help="Model folder: writes OUT/VERSION/ and OUT/LATEST.")] = DEFAULT_MODEL_DIR,
     n_jobs: Annotated[int, typer.Option(help="Parallel CV fits (-1: all cores).")] = 1,
 ) -> None:
     """Train the price model (Ridge on log10 price; alpha by 5-fold CV on MAE) and save it versioned.
@@ -107,9 +97,7 @@ def serve(
             envvar="FORWARDLAB_API_KEYS_FILE",
         ),
     ] = None,
-    record: Annotated[
-        bool, typer.Option(help="Store predictions (--no-record: only for comparisons).")
-    ] = True,
+    record: Annotated[bool, typer.Option(help="Store predictions (--no-record: only for comparisons).")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the price model over HTTP; every prediction is stored before it is answered.

@@ -9,24 +9,20 @@ the first day of the last, partial month.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forwardlab.download import cache_dir, fetch, sha256_file
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.monitor.errors import DataError
 from forwardlab.progress import Advance
 
 DATA_URL = (
-    "https://raw.githubusercontent.com/cloudera/CML_AMP_Continuous_Model_Monitoring/"
-    "master/data/raw/kc_house_data.csv"
+    "https://raw.githubusercontent.com/cloudera/CML_AMP_Continuous_Model_Monitoring/master/data/raw/kc_house_data.csv"
 )
 DATA_SHA256 = "d0875baa0251b21d4bdc9d2ae940a4fe0bb6009824f23dd0e2a5b2bf04557b7e"
 TRAIN_END = pd.Timestamp("2014-10-31")
@@ -91,22 +87,7 @@ class PreparedData:
     summary: PrepareSummary
 
 
-def forwardlab_home() -> Path:
-    """Where downloads and caches live: `FORWARDLAB_HOME`, else ~/.cache/forwardlab."""
-    return Path(os.environ.get("FORWARDLAB_HOME", Path.home() / ".cache" / "forwardlab"))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch_raw(
-    path: str | Path | None = None, *, url: str = DATA_URL, progress: Advance | None = None
-) -> Path:
+def fetch_raw(path: str | Path | None = None, *, url: str = DATA_URL, progress: Advance | None = None) -> Path:
     """Return a local copy of the raw CSV: `path` as given, else the cache, downloading it when missing.
 
     A download is verified against the published sha256 before it replaces anything in the cache, so
@@ -118,29 +99,7 @@ def fetch_raw(
         if not given.is_file():
             raise DataError(f"{given}: file does not exist")
         return given
-    cached = forwardlab_home() / "monitor" / "kc_house_data.csv"
-    if cached.is_file() and sha256_file(cached) == DATA_SHA256:
-        return cached
-    with atomic_path(cached) as tmp:
-        _download(url, tmp, progress)
-        got = sha256_file(tmp)
-        if got != DATA_SHA256:
-            raise DataError(f"{url}: sha256 {got} does not match the expected {DATA_SHA256}")
-    return cached
-
-
-def _download(url: str, dest: Path, progress: Advance | None) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, dest.open("wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            done = 0
-            for block in iter(lambda: response.read(1 << 16), b""):
-                out.write(block)
-                done += len(block)
-                if progress is not None:
-                    progress(done, max(total, done))
-    except (urllib.error.URLError, OSError) as exc:
-        raise DataError(f"{url}: download failed: {exc}") from exc
+    return fetch(url, cache_dir() / "monitor" / "kc_house_data.csv", sha256=DATA_SHA256, progress=progress)
 
 
 def load_raw(path: str | Path) -> pd.DataFrame:

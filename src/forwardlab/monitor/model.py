@@ -221,9 +221,7 @@ def load_model(path: str | Path) -> PriceModel:
     except (ValueError, TypeError) as exc:
         raise ModelError(f"{meta_path}: not valid model metadata: {exc}") from exc
     if metadata.format_version != FORMAT_VERSION:
-        raise ModelError(
-            f"{meta_path}: format version {metadata.format_version}, this code reads {FORMAT_VERSION}"
-        )
+        raise ModelError(f"{meta_path}: format version {metadata.format_version}, this code reads {FORMAT_VERSION}")
     if (tuple(metadata.numeric_features), tuple(metadata.categorical_features)) != (
         NUMERIC_FEATURES,
         CATEGORICAL_FEATURES,
@@ -242,9 +240,7 @@ def load_model(path: str | Path) -> PriceModel:
     except FileNotFoundError:
         raise ModelError(f"{model_path}: file does not exist") from None
     if hashlib.sha256(payload).hexdigest() != metadata.model_sha256:
-        raise ModelError(
-            f"{model_path}: sha256 does not match {METADATA_FILE}; the file is damaged or replaced"
-        )
+        raise ModelError(f"{model_path}: sha256 does not match {METADATA_FILE}; the file is damaged or replaced")
     pipeline = pickle.loads(payload)
     return PriceModel(pipeline, metadata)
 

@@ -64,18 +64,14 @@ def _server(app: Any, log_level: str) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def start_server(
-    app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
-) -> RunningServer:
+def start_server(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> RunningServer:
     """Serve `app` from a background thread; return once it accepts connections.
 
     Example: `with start_server(create_app(...)) as server: httpx.get(server.base_url + "/healthz")`
     """
     sock = bind(host, port)
     server = _server(app, log_level)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="forwardlab-uvicorn", daemon=True
-    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="forwardlab-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not server.started:

@@ -169,9 +169,7 @@ def create_app(
         try:
             records = await batcher.submit(items)
         except (StoreError, sa.exc.SQLAlchemyError) as exc:
-            raise HTTPException(
-                503, f"metrics store unavailable, nothing stored: {_first_line(exc)}"
-            ) from exc
+            raise HTTPException(503, f"metrics store unavailable, nothing stored: {_first_line(exc)}") from exc
         metrics.predictions_made += len(records)
         return PredictResponse(
             model_version=model.version,
@@ -190,9 +188,7 @@ def create_app(
         },
         summary="Record the observed price for a prediction (uuid) or an entity's predictions. Idempotent.",
     )
-    async def ground_truth(
-        body: GroundTruthRequest, db: Annotated[Store, Depends(need_store)]
-    ) -> GroundTruthResponse:
+    async def ground_truth(body: GroundTruthRequest, db: Annotated[Store, Depends(need_store)]) -> GroundTruthResponse:
         labels = body.labels if isinstance(body, LabelBatch) else [body]
         requests = [
             LabelRequest(
@@ -210,29 +206,22 @@ def create_app(
         except LabelConflictError as exc:
             raise HTTPException(409, str(exc)) from exc
         except (StoreError, sa.exc.SQLAlchemyError) as exc:
-            raise HTTPException(
-                503, f"metrics store unavailable, nothing stored: {_first_line(exc)}"
-            ) from exc
+            raise HTTPException(503, f"metrics store unavailable, nothing stored: {_first_line(exc)}") from exc
         return GroundTruthResponse(
             labels=[
-                LabelOut(prediction_uuid=s.prediction_uuid, price_usd=s.label_usd, label_at=s.label_at)
-                for s in stored
+                LabelOut(prediction_uuid=s.prediction_uuid, price_usd=s.label_usd, label_at=s.label_at) for s in stored
             ]
         )
 
     @app.get("/v1/predictions", dependencies=secured, responses=_ERRORS, summary="Stored predictions, paged.")
     async def predictions(
         db: Annotated[Store, Depends(need_store)],
-        start: Annotated[
-            UTCDatetime | None, Query(description="Made at or after (ISO 8601; naive = UTC).")
-        ] = None,
+        start: Annotated[UTCDatetime | None, Query(description="Made at or after (ISO 8601; naive = UTC).")] = None,
         end: Annotated[UTCDatetime | None, Query(description="Made before (ISO 8601; naive = UTC).")] = None,
         with_ground_truth: Annotated[
             bool | None, Query(description="Only with (true) or without (false) a label.")
         ] = None,
-        after: Annotated[
-            int | None, Query(ge=0, le=2**62, description="`next_cursor` of the previous page.")
-        ] = None,
+        after: Annotated[int | None, Query(ge=0, le=2**62, description="`next_cursor` of the previous page.")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_ROWS)] = 100,
     ) -> PredictionsPage:
         try:

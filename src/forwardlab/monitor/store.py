@@ -123,9 +123,7 @@ TimeColumn = Literal["predicted_at", "label_at"]
 class Store:
     """A connection pool to one metrics store; thread-safe, so one instance serves the whole process."""
 
-    def __init__(
-        self, url: str = DEFAULT_STORE_URL, *, synchronous: Literal["NORMAL", "FULL"] = "FULL"
-    ) -> None:
+    def __init__(self, url: str = DEFAULT_STORE_URL, *, synchronous: Literal["NORMAL", "FULL"] = "FULL") -> None:
         self.url = sa.make_url(url)
         self.display_url = self.url.render_as_string(hide_password=True)
         self.engine = _make_engine(self.url, self.display_url, synchronous)
@@ -158,9 +156,7 @@ class Store:
             if not found:
                 conn.execute(schema_table.insert().values(version=SCHEMA_VERSION))
             elif found != [SCHEMA_VERSION]:
-                raise StoreError(
-                    f"{self.display_url}: schema version {found}, this code reads {SCHEMA_VERSION}"
-                )
+                raise StoreError(f"{self.display_url}: schema version {found}, this code reads {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -210,9 +206,7 @@ class Store:
             for r in requests:
                 if r.prediction_uuid is not None:
                     if r.prediction_uuid not in known:
-                        raise NotFoundError(
-                            f"prediction {r.prediction_uuid}: no such prediction in the store"
-                        )
+                        raise NotFoundError(f"prediction {r.prediction_uuid}: no such prediction in the store")
                     targets = [r.prediction_uuid]
                 else:
                     targets = by_entity.get(str(r.entity_id), [])
@@ -221,9 +215,7 @@ class Store:
                 label = (r.label_usd, _aware_utc(r.label_at))
                 for uuid in targets:
                     if wanted.setdefault(uuid, label) != label:
-                        raise LabelConflictError(
-                            f"prediction {uuid}: given two different labels in one request"
-                        )
+                        raise LabelConflictError(f"prediction {uuid}: given two different labels in one request")
             now = datetime.now(UTC)
             rows = [
                 {"prediction_uuid": u, "label_usd": usd, "label_at": at, "recorded_at": now}
@@ -231,15 +223,12 @@ class Store:
             ]
             conn.execute(_insert_ignoring_duplicates(conn, g), rows)
             query = sa.select(g.c.prediction_uuid, g.c.label_usd, g.c.label_at)
-            stored = {
-                row.prediction_uuid: row for row in _select_in(conn, query, g.c.prediction_uuid, list(wanted))
-            }
+            stored = {row.prediction_uuid: row for row in _select_in(conn, query, g.c.prediction_uuid, list(wanted))}
             for uuid, (usd, at) in wanted.items():
                 row = stored[uuid]
                 if (row.label_usd, row.label_at) != (usd, at):
                     raise LabelConflictError(
-                        f"prediction {uuid}: already labelled {row.label_usd} USD "
-                        f"at {row.label_at.isoformat()}"
+                        f"prediction {uuid}: already labelled {row.label_usd} USD at {row.label_at.isoformat()}"
                     )
         return [Label(u, usd, at) for u, (usd, at) in wanted.items()]
 

@@ -144,3 +144,83 @@ def demo(
 
     result = run_demo(out, per_class=per_class, seed=seed, console=console)
     console.print(f"contact sheet: [bold]{result.contact_sheet}[/]")
+
+
+def _parse_views(views: str | None) -> tuple[int, int] | None:
+    if views is None:
+        return None
+    try:
+        temporal, spatial = (int(v) for v in views.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"{views!r}: expected KxC, e.g. 10x3", param_hint="--views") from None
+    if temporal < 1 or spatial not in (1, 3):
+        raise typer.BadParameter(f"{views!r}: K >= 1 clips and C = 1 or 3 crops", param_hint="--views")
+    return temporal, spatial
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False,
+) -> None:
+    """List the model registry: recipe, size, cost, published accuracy, and whether weights are on disk.
+
+    Example: forwardlab video models
+    """
+    from forwardlab.video.models.registry import REGISTRY, find_weights
+
+    rows = []
+    for name, entry in sorted(REGISTRY.items()):
+        found = find_weights(entry)
+        r = entry.recipe
+        rows.append(
+            {
+                "name": name,
+                "classes": entry.num_classes,
+                "params_m": round(entry.params / 1e6, 2),
+                "gmacs": entry.gmacs,
+                "acc1": entry.accuracy.get("acc@1"),
+                "acc5": entry.accuracy.get("acc@5"),
+                "recipe": f"{r.temporal_views}x{r.spatial_views} views of {r.frames_per_clip} frames @ {r.fps:g} fps, "
+                f"resize {r.resize_size}, crop {r.crop_size}",
+                "weights": str(found) if found else None,
+                "weights_url": entry.weights.url if entry.weights else None,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("model", "params M", "GMACs", "acc@1", "recipe", "weights offline")
+    for row in rows:
+        table.add_row(
+            str(row["name"]), f"{row['params_m']:.1f}", f"{row['gmacs']:.1f}", f"{row['acc1'] or '-'}",
+            str(row["recipe"]), "[green]yes[/]" if row["weights"] else "[yellow]no (downloads on first use)[/]",
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def predict(
+    videos: Annotated[list[Path], typer.Argument(help="Videos to classify.")],
+    model: Annotated[str, typer.Option(help="Registry model name (see `forwardlab video models`).")] = "r2plus1d_18",
+    top: Annotated[int, typer.Option(help="How many classes to show per video.")] = 5,
+    views: Annotated[str | None, typer.Option(help="KxC: K clips x C crops (default: the model's recipe).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Load this weights file instead of the published one.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: one object per video.")] = False,
+) -> None:
+    """Top-k classes per video with probabilities (averaged over the views) and the time taken.
+
+    Examples:
+      forwardlab video predict clip.mp4 --model r2plus1d_18 --top 5
+      forwardlab video predict a.mp4 b.mp4 --model swin3d_t --views 4x3 --json
+    """
+    from forwardlab.video.predict import predict as run_predict
+
+    results = run_predict(videos, model=model, top=top, views=_parse_views(views), weights=weights)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    for r in results:
+        table = Table("class", "probability", title=f"{r.path}  ({r.views} views, {r.seconds:.2f}s)")
+        for label, p in r.top:
+            table.add_row(label, f"{p:.3f}")
+        console.print(table)

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from forwardlab.errors import ForwardlabError
+from forwardlab.errors import DownloadError, ForwardlabError
+
+__all__ = ["DatasetError", "DownloadError", "VideoDecodeError", "VideoError"]
 
 
 class VideoError(ForwardlabError):
@@ -20,12 +22,3 @@ class VideoDecodeError(VideoError):
 
 class DatasetError(VideoError):
     """Annotations, layouts or manifests that are missing, malformed or inconsistent."""
-
-
-class DownloadError(DatasetError):
-    """A download failed after its retries; `url` says which."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        self.url = url
-        self.reason = reason
-        super().__init__(f"{url}: {reason}")

@@ -151,9 +151,7 @@ def _is_variable_rate(pts: list[int]) -> bool:
     return bool(deltas.max() > 1.5 * deltas.min())
 
 
-def _demux_pts(
-    container: av.container.InputContainer, stream: Any, path: str | Path, limit: int
-) -> list[int]:
+def _demux_pts(container: av.container.InputContainer, stream: Any, path: str | Path, limit: int) -> list[int]:
     pts: list[int] = []
     try:
         for packet in container.demux(stream):
@@ -310,9 +308,7 @@ def read_frames(
         container = _open(path)
         try:
             stream = _video_stream(container, path)
-            return _decode_selected(
-                container, stream, path, timestamps, size, mode, interpolation, allow_seek
-            )
+            return _decode_selected(container, stream, path, timestamps, size, mode, interpolation, allow_seek)
         except _SeekOvershot:
             continue
         except av.error.FFmpegError as exc:
@@ -369,9 +365,7 @@ def _decode_selected(
         if out_size is None:
             rotation = _rotation(frame)
             out_size = _output_size(frame, size, rotation, sar)
-        rgb = scaler.reformat(
-            frame, out_size[0], out_size[1], "rgb24", interpolation=interpolation
-        ).to_ndarray()
+        rgb = scaler.reformat(frame, out_size[0], out_size[1], "rgb24", interpolation=interpolation).to_ndarray()
         if rotation:
             rgb = np.rot90(rgb, k=rotation // 90)
         if out is None:

@@ -52,9 +52,7 @@ def uniform_timestamps(info: VideoInfo, n: int) -> Timestamps:
     return [first + (last - first) * i / (n - 1) for i in range(n)]
 
 
-def clip_timestamps(
-    info: VideoInfo, frames_per_clip: int, fps: float, start_s: float | Fraction
-) -> Timestamps:
+def clip_timestamps(info: VideoInfo, frames_per_clip: int, fps: float, start_s: float | Fraction) -> Timestamps:
     """T frames at `fps` from `start_s`; times past the end are served by the last frame."""
     _check_positive(frames_per_clip=frames_per_clip, fps=fps)
     start = Fraction(start_s) if isinstance(start_s, Fraction) else _frac(start_s)

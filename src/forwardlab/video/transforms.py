@@ -2,9 +2,9 @@
 
 Clips arrive as `uint8 (T, C, H, W)` (what `read_frames` returns) and stay uint8 through resizing and
 cropping; only `VideoPreset` turns them into the float `(C, T, H, W)` a video network takes, as its last
-step. Resizing and normalizing use `torchvision.transforms.v2.functional`, so everything composes with any v2
-transform; torchvision is imported when first needed, since cropping alone (multi-view decoding) is plain
-tensor slicing and should not pay its import time and memory.
+step. Resizing and normalizing use torchvision's functionals (the v1 ones its video presets use, so results
+match them bit for bit; they take the same tensors as `transforms.v2`). torchvision is imported when first
+needed: cropping alone (multi-view decoding) is plain tensor slicing and should not pay its import.
 """
 
 from __future__ import annotations
@@ -25,18 +25,23 @@ def _hw(size: SizeArg) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else size
 
 
-def resize(video: torch.Tensor, size: SizeArg) -> torch.Tensor:
-    """An int resizes the short side (aspect kept), `(h, w)` resizes exactly; a no-op when already there."""
-    from torchvision.transforms.v2 import functional as F
+def resize(video: torch.Tensor, size: SizeArg, *, antialias: bool = True) -> torch.Tensor:
+    """An int resizes the short side (aspect kept), `(h, w)` resizes exactly; a no-op when already there.
+
+    `antialias=False` reproduces torchvision's video weights, which were evaluated without it. The
+    resize is torchvision's v1 functional one, which its video presets use: the v2 kernel's uint8 path
+    rounds some pixels differently (by 1), enough to change logits in the fifth decimal.
+    """
+    from torchvision.transforms import functional as F
 
     h, w = video.shape[-2:]
     if isinstance(size, int):
         if min(h, w) == size:
             return video
-        return F.resize(video, [size], antialias=True)
+        return F.resize(video, [size], antialias=antialias)
     if (h, w) == tuple(size):
         return video
-    return F.resize(video, list(size), antialias=True)
+    return F.resize(video, list(size), antialias=antialias)
 
 
 def spatial_crops(video: torch.Tensor, crop: SizeArg, n: int = 1) -> list[torch.Tensor]:
@@ -58,10 +63,13 @@ def spatial_crops(video: torch.Tensor, crop: SizeArg, n: int = 1) -> list[torch.
 
 
 def to_model_input(video: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 (..., T, C, H, W) -> normalized float32 (..., C, T, H, W), the layout video networks take."""
-    from torchvision.transforms.v2 import functional as F
+    """uint8 (..., T, C, H, W) -> normalized float32 (..., C, T, H, W), the layout video networks take.
 
-    x = F.to_dtype(video, torch.float32, scale=True)
+    Uses the same v1 functionals as torchvision's video presets so results match them bit for bit.
+    """
+    from torchvision.transforms import functional as F
+
+    x = F.convert_image_dtype(video, torch.float32)
     x = F.normalize(x, list(mean), list(std))
     return x.transpose(-4, -3)
 
@@ -78,7 +86,9 @@ class VideoPreset:
     mean: tuple[float, ...] = KINETICS_MEAN
     std: tuple[float, ...] = KINETICS_STD
     spatial_crops: int = 1
+    antialias: bool = True
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
-        crops = spatial_crops(resize(video, self.resize_size), self.crop_size, self.spatial_crops)
+        resized = resize(video, self.resize_size, antialias=self.antialias)
+        crops = spatial_crops(resized, self.crop_size, self.spatial_crops)
         return to_model_input(torch.stack(crops), self.mean, self.std)

@@ -1,0 +1,1 @@
+"""Video networks: architectures, their pretrained weights and the converters that load them."""
