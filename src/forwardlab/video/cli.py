@@ -224,3 +224,45 @@ def predict(
         for label, p in r.top:
             table.add_row(label, f"{p:.3f}")
         console.print(table)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="A manifest, a folder holding manifest.sqlite, or class folders.")],
+    model: Annotated[str, typer.Option(help="Registry model name (see `forwardlab video models`).")],
+    out: Annotated[Path, typer.Option(help="Results folder; rerunning with the same settings resumes.")],
+    limit: Annotated[int | None, typer.Option(help="Evaluate N clips drawn with --seed.")] = None,
+    views: Annotated[str | None, typer.Option(help="KxC: K clips x C crops (default: the model's recipe).")] = None,
+    batch: Annotated[int, typer.Option(help="Clips per forward pass.")] = 8,
+    workers: Annotated[int, typer.Option(help="Decode worker processes.")] = 2,
+    engine: Annotated[str, typer.Option(help="local, or ray (Ray Data; --address for a cluster).")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Load this weights file instead of the published one.")] = None,
+    split: Annotated[str | None, typer.Option(help="Evaluate one split only.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --limit.")] = 0,
+) -> None:
+    """Evaluate a model on a dataset: top-1/top-5 (clip and video level), per-class accuracy, confusion.
+
+    Streaming and resumable: per-video rows are written as they are produced; a killed run continues
+    where it stopped. Outputs: results.parquet, summary.json, per_class.csv, confusion.csv, predictions.csv.
+
+    Examples:
+      forwardlab video evaluate --data data/kinetics400 --model r2plus1d_18 --split val --limit 200 --out runs/r2p1d
+      forwardlab video evaluate --data small.sqlite --model swin3d_t --views 4x3 --engine ray --out runs/swin
+    """
+    from forwardlab.video.evaluate import evaluate as run_evaluate
+
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"unknown engine {engine!r}; use local or ray", param_hint="--engine")
+    with progress_bar("evaluating videos", 0) as advance:
+        summary = run_evaluate(
+            data, model, out=out, limit=limit, views=_parse_views(views), batch=batch, workers=workers,
+            engine=engine, address=address, weights=weights, split=split, seed=seed, progress=advance,  # type: ignore[arg-type]
+        )  # fmt: skip
+    table = Table("metric", "value", title=f"{model} on {data}")
+    for name, value in summary.metrics.items():
+        table.add_row(name, "-" if value is None else f"{value:.4f}")
+    for name, value in summary.counts.items():
+        table.add_row(name, str(value))
+    console.print(table)
+    console.print(f"results in [bold]{out}[/] ({summary.videos_per_s or 0:.2f} videos/s)")

@@ -10,8 +10,11 @@ The run, in one picture::
                   -> at the end every output is rebuilt from the durable rows, sorted by path, atomically.
 
 Video-level scores are the mean softmax over a video's views; clip-level scores treat each view alone.
+Accuracy counts only evaluated videos whose label is one of the model's classes (exact string); others
+are still predicted, and counted as "label not in model classes" or "unlabeled". Manifest rows that are
+missing or corrupt, and videos that fail to decode, are listed with their reasons.
 The Ray engine runs the same two stages on Ray Data (decode tasks, one model actor) and writes the same
-durable rows, so both engines give the same outputs on the same data.
+durable rows, so both engines give the same outputs on the same data; Ray is imported only there.
 
 Outputs in `out/`:
   results.partial.jsonl  the durable log: one JSON object per finished video (the resume state)
@@ -159,23 +162,13 @@ class _Decoded:
 def decode_views(path: str | Path, recipe: Recipe, views: Views) -> tuple[torch.Tensor, int]:
     """All K x C views of a video from one decode: `uint8 (K*C, T, 3, h, w)`, clip-major, plus padding.
 
-    The same frames `read_views(path, clips, size=recipe.decode_size, crop=recipe.crop_size,
-    spatial_crops=C)` returns (it is that function's body, kept here because we also need the count of
-    padded frames `read_frames` reports: a video shorter than the recipe repeats its last frame).
+    A video shorter than the recipe repeats its last frame; the second value counts those frames.
     """
-    import torch
-
-    from forwardlab.video.io import probe, read_frames
-    from forwardlab.video.transforms import spatial_crops
+    from forwardlab.video.io import probe, read_views_padded
 
     temporal, spatial = views
     clips = recipe.sampler(temporal)(probe(path))
-    frames = read_frames(path, [t for clip in clips for t in clip], size=recipe.decode_size)
-    per_clip = len(clips[0])
-    out: list[torch.Tensor] = []
-    for k in range(len(clips)):
-        out.extend(spatial_crops(frames.data[k * per_clip : (k + 1) * per_clip], recipe.crop_size, spatial))
-    return torch.stack(out), frames.padded
+    return read_views_padded(path, clips, size=recipe.decode_size, crop=recipe.crop_size, spatial_crops=spatial)
 
 
 def _decode_item(item: _Item, recipe: Recipe, views: Views) -> _Decoded:
@@ -377,10 +370,8 @@ def _device() -> torch.device:
 
 def _run_local(
     todo: Sequence[_Item],
+    model: torch.nn.Module,
     *,
-    model: str,
-    pretrained: bool,
-    weights: Path | None,
     recipe: Recipe,
     classes: Sequence[str],
     views: Views,
@@ -390,11 +381,8 @@ def _run_local(
     """Rows in completion order: decode in `workers` processes, score in this one."""
     from torch.utils.data import DataLoader
 
-    from forwardlab.video.models.registry import load_model
-
     device = _device()
-    loaded = load_model(model, pretrained=pretrained, weights=weights)
-    scorer = _Scorer(loaded.model.to(device), recipe, classes, batch, device)
+    scorer = _Scorer(model.to(device), recipe, classes, batch, device)
     loader: DataLoader[_Decoded] = DataLoader(
         _DecodeDataset(todo, recipe, views),  # type: ignore[arg-type]
         batch_size=None,
@@ -429,16 +417,12 @@ def _ray_decode(batch: dict[str, np.ndarray], *, recipe: Recipe, views: Views) -
     from forwardlab.video.transforms import _hw
 
     rows: list[_Decoded] = []
-    for key, path, label, label_index in zip(
-        batch["key"], batch["path"], batch["label"], batch["label_index"], strict=True
-    ):
-        item = _Item(str(key), str(path), None if label is None else str(label), _opt_int(label_index))
-        rows.append(_decode_item(item, recipe, views))
+    for key, path, label_index in zip(batch["key"], batch["path"], batch["label_index"], strict=True):
+        rows.append(_decode_item(_Item(str(key), str(path), None, _opt_int(label_index)), recipe, views))
     ch, cw = _hw(recipe.crop_size)
     blank = np.zeros((views[0] * views[1], recipe.frames_per_clip, 3, ch, cw), dtype=np.uint8)
     return {
         "key": np.array([r.item.key for r in rows], dtype=object),
-        "label": np.array([r.item.label for r in rows], dtype=object),
         "label_index": np.array([-1 if r.item.label_index is None else r.item.label_index for r in rows]),
         "clips": np.stack([blank if r.clips is None else r.clips.numpy() for r in rows]),
         "padded": np.array([r.padded for r in rows]),
@@ -452,26 +436,26 @@ def _opt_int(value: Any) -> int | None:
 
 
 class _RayScorer:
-    """Ray Data model stage: a callable class, so the model is loaded once per actor."""
+    """Ray Data model stage: a callable class, so the model is loaded once per actor.
 
-    def __init__(
-        self, model: str, pretrained: bool, weights: str | None, recipe: Recipe, batch: int, classes: Sequence[str]
-    ) -> None:
-        from forwardlab.video.models.registry import load_model
+    The registry entry travels with it (and is registered in the actor), so models registered at run
+    time in the driver (our tiny nets, trained folders) load in the actor too.
+    """
 
+    def __init__(self, entry: ModelEntry, pretrained: bool, weights: str | None, batch: int) -> None:
+        from forwardlab.video.models.registry import load_model, register
+
+        register(entry)
         device = _device()
-        loaded = load_model(model, pretrained=pretrained, weights=weights)
-        self.scorer = _Scorer(loaded.model.to(device), recipe, classes, batch, device)
+        loaded = load_model(entry.name, pretrained=pretrained, weights=weights)
+        self.scorer = _Scorer(loaded.model.to(device), entry.recipe, entry.classes, batch, device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
         out: list[dict[str, Any]] = []
         for i in range(len(batch["key"])):
-            label = batch["label"][i]
-            item = _Item(
-                str(batch["key"][i]), "", None if label is None else str(label), _opt_int(batch["label_index"][i])
-            )
+            item = _Item(str(batch["key"][i]), "", None, _opt_int(batch["label_index"][i]))
             error, decode_s = str(batch["error"][i]), float(batch["decode_s"][i])
             if error:
                 out.append(_failed_row(item, error, decode_s))
@@ -486,11 +470,9 @@ class _RayScorer:
 def _run_ray(
     todo: Sequence[_Item],
     *,
-    model: str,
+    entry: ModelEntry,
     pretrained: bool,
     weights: Path | None,
-    recipe: Recipe,
-    classes: Sequence[str],
     views: Views,
     batch: int,
     workers: int,
@@ -501,7 +483,7 @@ def _run_ray(
     started = False
     if not ray.is_initialized():
         if address is not None:
-            ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+            ray.init(address=address, logging_level="WARNING")
         else:
             # one logical CPU per decode worker plus one for the model actor, as the local engine uses
             ray.init(
@@ -518,7 +500,6 @@ def _run_ray(
             {
                 "key": t.key,
                 "path": t.path,
-                "label": t.label,
                 "label_index": -1 if t.label_index is None else t.label_index,
             }
             for t in todo
@@ -528,7 +509,7 @@ def _run_ray(
         ds = ds.map_batches(
             _ray_decode,
             batch_size=1,
-            fn_kwargs={"recipe": recipe, "views": views},
+            fn_kwargs={"recipe": entry.recipe, "views": views},
             num_cpus=1,
             compute=ray.data.TaskPoolStrategy(size=max(1, workers)),
             batch_format="numpy",
@@ -537,19 +518,20 @@ def _run_ray(
             _RayScorer,
             batch_size=max(1, batch // per_video),
             fn_constructor_kwargs={
-                "model": model,
+                "entry": entry,
                 "pretrained": pretrained,
                 "weights": None if weights is None else str(weights),
-                "recipe": recipe,
                 "batch": batch,
-                "classes": tuple(classes),
             },
             num_cpus=1,
             compute=ray.data.ActorPoolStrategy(size=1),
             batch_format="numpy",
         )
+        labels = {t.key: t.label for t in todo}  # label strings stay here: Ray's columns turn None into NaN
         for row in ds.iter_rows():
-            yield json.loads(row["row"])
+            result = json.loads(row["row"])
+            result["label"] = labels[result["path"]]
+            yield result
     finally:
         if started:
             ray.shutdown()
@@ -689,20 +671,31 @@ def evaluate(
     done, total = resumed, len(items)
     if progress is not None:
         progress(done, total)
+    setup_s = 0.0
     started = time.perf_counter()
     try:
         if todo:
-            common = dict(
-                model=model,
-                pretrained=pretrained,
-                weights=weights,
-                recipe=recipe,
-                classes=entry.classes,
-                views=(k, c),
-                batch=batch,
-                workers=workers,
-            )
-            rows = _run_ray(todo, address=address, **common) if engine == "ray" else _run_local(todo, **common)  # type: ignore[arg-type]
+            rows: Iterator[dict[str, Any]]
+            if engine == "ray":  # the model is loaded in Ray's actor: its load time counts as run time
+                rows = _run_ray(
+                    todo,
+                    entry=entry,
+                    pretrained=pretrained,
+                    weights=weights,
+                    views=(k, c),
+                    batch=batch,
+                    workers=workers,
+                    address=address,
+                )
+            else:
+                from forwardlab.video.models.registry import load_model
+
+                loaded = load_model(model, pretrained=pretrained, weights=weights)
+                setup_s = time.perf_counter() - started
+                started = time.perf_counter()
+                rows = _run_local(
+                    todo, loaded.model, recipe=recipe, classes=entry.classes, views=(k, c), batch=batch, workers=workers
+                )
             for row in rows:
                 log.append(row)
                 done += 1
@@ -717,7 +710,7 @@ def evaluate(
         label_index = class_index.get(r.label) if r.label is not None else None
         rows_by_key[r.path] = _empty_row(r.path, r.label, label_index, r.status, r.reason or f"status {r.status}")
     final = [rows_by_key[key] for key in sorted(rows_by_key)]
-    timing = {"run_s": run_s, "videos_this_run": len(todo), "resumed": resumed}
+    timing = {"setup_s": setup_s, "run_s": run_s, "videos_this_run": len(todo), "resumed": resumed}
     return _write_outputs(out, final, entry, (k, c), config, timing, manifest)
 
 
@@ -807,6 +800,7 @@ def _write_outputs(
         "timing": {
             "videos_this_run": new,
             "resumed_videos": timing["resumed"],
+            "model_load_s": round(timing["setup_s"], 3),
             "run_s": round(timing["run_s"], 3),
             "videos_per_s": videos_per_s,
             "decode_s_per_clip": round(decode_s / counts["clips"], 4) if counts["clips"] else None,

@@ -473,17 +473,29 @@ def read_views(
     the video instead of ten. Returns `uint8 (K * spatial_crops, T, C, h, w)`, clip-major: view
     `k * spatial_crops + c` is clip k, crop c.
     """
+    return read_views_padded(path, clips, size=size, crop=crop, spatial_crops=spatial_crops, mode=mode)[0]
+
+
+def read_views_padded(
+    path: str | Path,
+    clips: Sequence[Sequence[float | Fraction]],
+    *,
+    size: Size = None,
+    crop: int | tuple[int, int] | None = None,
+    spatial_crops: int = 1,
+    mode: DecodeMode = "exact",
+) -> tuple[torch.Tensor, int]:
+    """`read_views` plus how many requested frames lay past the video's end (served by its last frame)."""
     import torch
 
     from forwardlab.video.transforms import spatial_crops as crops_of
 
     if not clips or any(len(c) != len(clips[0]) for c in clips) or not clips[0]:
         raise ValueError("clips must be a non-empty list of equally long, non-empty timestamp lists")
-    flat = [t for clip in clips for t in clip]
-    frames = read_frames(path, flat, size=size, mode=mode).data
+    frames = read_frames(path, [t for clip in clips for t in clip], size=size, mode=mode)
     t = len(clips[0])
     views: list[torch.Tensor] = []
     for k in range(len(clips)):
-        clip = frames[k * t : (k + 1) * t]
+        clip = frames.data[k * t : (k + 1) * t]
         views.extend(crops_of(clip, crop, spatial_crops) if crop is not None else [clip])
-    return torch.stack(views)
+    return torch.stack(views), frames.padded

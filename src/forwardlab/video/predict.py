@@ -10,25 +10,18 @@ from typing import Any
 
 import torch
 
-from forwardlab.video.io import probe, read_views
+from forwardlab.video.evaluate import Views, decode_views
 from forwardlab.video.models.registry import LoadedModel, Recipe, load_model
 from forwardlab.video.transforms import to_model_input
-
-Views = tuple[int, int]
 
 
 def model_input(path: str | Path, recipe: Recipe, views: Views | None = None) -> tuple[torch.Tensor, int]:
     """A video as the model's input batch: float (K*C, 3, T, h, w), plus how many frames were padding.
 
-    K temporal clips x C spatial crops come from one decode (`read_views`); frames stay uint8 until the
-    final normalization. A video shorter than a clip repeats its last frame (see `sampling`).
+    K temporal clips x C spatial crops come from one decode; frames stay uint8 until the final
+    normalization. A video shorter than a clip repeats its last frame (see `sampling`).
     """
-    temporal, spatial = views or (recipe.temporal_views, recipe.spatial_views)
-    info = probe(path)
-    clips = recipe.sampler(temporal)(info)
-    frames = read_views(path, clips, size=recipe.decode_size, crop=recipe.crop_size, spatial_crops=spatial)
-    duration_end = info.start_s + info.duration_s
-    padded = sum(float(t) >= duration_end for clip in clips for t in clip)
+    frames, padded = decode_views(path, recipe, views or (recipe.temporal_views, recipe.spatial_views))
     return to_model_input(frames, recipe.mean, recipe.std), padded
 
 
