@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -496,7 +497,6 @@ class DriftCalculator(Calculator[DriftResult]):
     def __init__(self, config: DriftConfig) -> None:
         self.config = config
         self._reference: dict[str, ColumnStats] = {}
-        self._reference_numeric: dict[str, bool] = {}
         self._n_reference = 0
 
     def _fit(self, reference: pd.DataFrame) -> None:
@@ -506,26 +506,19 @@ class DriftCalculator(Calculator[DriftResult]):
                 f"reference: {len(frame)} rows, need at least {self.config.min_rows} to compare anything with it"
             )
         self._reference = _column_stats(frame, self.config)
-        self._reference_numeric = {c: _holds_numbers(frame[c]) for c in self.config.categorical}
         self._n_reference = len(frame)
 
     def _calculate(self, current: pd.DataFrame) -> DriftResult:
         config = self.config
         frame = _checked_frame(current, config, "current")
-        for column in config.categorical:
-            ref_numeric, cur_numeric = self._reference_numeric[column], _holds_numbers(frame[column])
-            if ref_numeric != cur_numeric and frame[column].notna().any():
-                raise FrameError(
-                    f"column {column}: the reference holds {_type_word(ref_numeric)}, the current "
-                    f"{_type_word(cur_numeric)} ({frame[column].dtype}); no category would match - "
-                    "read both sides with the same type"
-                )
         if len(frame) < config.min_rows:
             return DriftResult(
                 (), self._n_reference, len(frame), config.drift_share, 0, 0, None, None, INSUFFICIENT,
                 f"{len(frame)} current rows, need at least {config.min_rows}",
             )  # fmt: skip
         current_stats = _column_stats(frame, config)
+        for column in config.categorical:
+            _check_same_kinds(column, self._reference[column], current_stats[column])
         verdicts = tuple(self._column(c, self._reference[c], current_stats[c]) for c in config.columns)
         tested = [v for v in verdicts if v.drift is not None]
         drifted = sum(bool(v.drift) for v in tested)
@@ -612,8 +605,34 @@ def _holds_numbers(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series.dtype)
 
 
-def _type_word(numeric: bool) -> str:
-    return "numbers" if numeric else "strings/objects"
+def value_kinds(keys: np.ndarray) -> frozenset[str]:
+    """What a column's distinct values are: "numbers", "strings", or other type names."""
+    if keys.dtype.kind in "biuf":
+        return frozenset({"numbers"}) if keys.size else frozenset()
+    return frozenset(map(_kind, keys))
+
+
+def _kind(value: Any) -> str:
+    return (
+        "numbers"
+        if isinstance(value, numbers.Number)
+        else "strings"
+        if isinstance(value, str)
+        else type(value).__name__
+    )
+
+
+def _check_same_kinds(column: str, ref: ColumnStats, cur: ColumnStats) -> None:
+    """Categories of another kind than the reference's (98001 for "98001") would all count as new: refuse them."""
+    ref_kinds, cur_kinds = value_kinds(ref.keys), value_kinds(cur.keys)
+    if ref_kinds and not cur_kinds <= ref_kinds:
+        example = next(v for v in cur.keys if _kind(v) not in ref_kinds)
+        example = example.item() if isinstance(example, np.generic) else example
+        raise FrameError(
+            f"column {column}: the reference holds {' and '.join(sorted(ref_kinds))}, the current "
+            f"{' and '.join(sorted(cur_kinds))} (e.g. {example!r}); no category would match - "
+            "read both sides with the same types"
+        )
 
 
 def _listing(items: Sequence[str]) -> str:
