@@ -112,6 +112,8 @@ def render_windows(
 ) -> list[ReportOutcome]:
     """Render every job, in a spawned process pool when there is more than one job and worker."""
     outcomes: list[ReportOutcome] = []
+    if on_done:
+        on_done(0, len(jobs))
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             outcomes.append(render_window(job))
