@@ -16,8 +16,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from forwardlab.monitor.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from forwardlab.monitor.results import finite
 from forwardlab.progress import Advance
 
 if TYPE_CHECKING:
@@ -181,6 +179,7 @@ def drift(
     --categorical zipcode,view --json
     """
     from forwardlab.monitor.drift import compare
+    from forwardlab.monitor.results import finite
     from forwardlab.monitor.windows import read_frame
 
     config = _drift_config(numerical, categorical, test, threshold, drift_share, min_rows)
@@ -234,12 +233,12 @@ def run_command(
         ReferenceSampleChoice,
         typer.Option(help="all: the whole reference; match: a seeded sample as large as each window (prototype)."),
     ] = ReferenceSampleChoice.all,
-    numerical: Annotated[str, typer.Option(help="Numerical features (default: the price model's).")] = ",".join(
-        NUMERIC_FEATURES
-    ),
-    categorical: Annotated[str, typer.Option(help="Categorical features (default: the price model's).")] = ",".join(
-        CATEGORICAL_FEATURES
-    ),
+    numerical: Annotated[
+        str | None, typer.Option(help="Numerical features, comma-separated (default: the price model's three).")
+    ] = None,
+    categorical: Annotated[
+        str | None, typer.Option(help="Categorical features, comma-separated (default: the price model's six).")
+    ] = None,
     test: TestOption = None,
     threshold: ThresholdOption = None,
     drift_share: DriftShareOption = 0.5,
@@ -269,12 +268,15 @@ def run_command(
     """
     from forwardlab.monitor.alerts import load_alert_config, parse_alert_config
     from forwardlab.monitor.drift import TARGET_COLUMNS, drift_config
+    from forwardlab.monitor.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
     from forwardlab.monitor.store import Store
     from forwardlab.monitor.windows import ReferenceSource, run_monitoring
 
     tests, thresholds = _pairs(test, "--test"), _pairs(threshold, "--threshold")
     target_tests = {c: tests.pop(c) for c in list(tests) if c in TARGET_COLUMNS}
     target_thresholds = {c: thresholds.pop(c) for c in list(thresholds) if c in TARGET_COLUMNS}
+    numerical = ",".join(NUMERIC_FEATURES) if numerical is None else numerical
+    categorical = ",".join(CATEGORICAL_FEATURES) if categorical is None else categorical
     config = _drift_config(numerical, categorical, tests, thresholds, drift_share, min_rows)
     target_config = drift_config(
         numerical=TARGET_COLUMNS, overrides=_overrides(target_tests, target_thresholds), min_rows=min_rows
