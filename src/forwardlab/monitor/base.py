@@ -3,6 +3,9 @@
 `fit` and `calculate` are public and do the bookkeeping (checking the order of calls); subclasses implement
 `_fit` (summarise the reference, once) and `_calculate` (compare one window with that summary). Keeping the
 reference's summary in the calculator is what lets a monitoring run reuse it for every window.
+
+`validation_message` turns a pydantic error into the one-line message our errors carry (settings and
+alert rules are pydantic models).
 """
 
 from __future__ import annotations
@@ -45,5 +48,6 @@ def validation_message(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+        message = str(error["msg"]).removeprefix("Value error, ")  # pydantic's prefix for our own checks
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
