@@ -27,7 +27,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Literal
@@ -186,13 +186,6 @@ def register(cls: type[StatTest]) -> type[StatTest]:
     """Make a test available by its key, to the default selection and to per-column overrides."""
     STATTESTS[cls.key] = cls()
     return cls
-
-
-def get_stattest(key: str) -> StatTest:
-    try:
-        return STATTESTS[key]
-    except KeyError:
-        raise FrameError(f"test {key!r}: unknown (known: {', '.join(sorted(STATTESTS))})") from None
 
 
 @register
@@ -645,19 +638,3 @@ def _new_values_note(new: tuple[str, ...], test: StatTest) -> str | None:
     if not new or test.key == "chisquare":  # chi-square's caveat already names them
         return None
     return f"new in current: {_listing(new)}"
-
-
-def results_table(result: DriftResult) -> list[Mapping[str, Any]]:
-    """Rows for printing: column, kind, test, score, threshold, drift, note."""
-    return [
-        {
-            "column": c.column,
-            "kind": c.kind,
-            "test": c.test_name or "-",
-            "score": "-" if c.score is None else f"{c.score:.4g}",
-            "threshold": "-" if c.threshold is None else f"{c.threshold:g}",
-            "drift": "-" if c.drift is None else ("DRIFT" if c.drift else "ok"),
-            "note": c.note or "",
-        }
-        for c in result.columns
-    ]

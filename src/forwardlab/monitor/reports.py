@@ -70,7 +70,6 @@ class ReportJob:
 class ReportOutcome:
     """The files written for one window, or why none were."""
 
-    folder: Path
     files: dict[str, Path]
     error: str | None = None
 
@@ -102,9 +101,9 @@ def render_window(job: ReportJob) -> ReportOutcome:
             path = job.folder / REPORT_FILES[name]
             write_text_atomic(path, report.run(current, reference).get_html_str(as_iframe=False))
             files[name] = path
-        return ReportOutcome(job.folder, files)
+        return ReportOutcome(files)
     except Exception as exc:  # a batch job: record this window's reason and go on with the others
-        return ReportOutcome(job.folder, {}, f"{type(exc).__name__}: {exc}")
+        return ReportOutcome({}, f"{type(exc).__name__}: {exc}")
 
 
 def render_windows(

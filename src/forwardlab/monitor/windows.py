@@ -42,7 +42,13 @@ from forwardlab.monitor.alerts import Alert, AlertConfig, Delivery, WindowSummar
 from forwardlab.monitor.drift import INSUFFICIENT, ColumnDrift, DriftCalculator, DriftConfig, DriftResult
 from forwardlab.monitor.errors import AlertConfigError, FrameError, MonitoringRunError
 from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURE_TYPES, NUMERIC_FEATURES
-from forwardlab.monitor.performance import PREDICTION, TARGET, PerformanceCalculator, RegressionMetrics
+from forwardlab.monitor.performance import (
+    PERFORMANCE_METRICS,
+    PREDICTION,
+    TARGET,
+    PerformanceCalculator,
+    RegressionMetrics,
+)
 from forwardlab.monitor.store import Store
 from forwardlab.progress import Advance
 
@@ -458,8 +464,7 @@ def _save(
                 "dataset_drift": record["dataset_drift"],
                 "target_drift": window.target_drift.drift if window.target_drift else None,
                 "prediction_drift": window.prediction_drift.drift if window.prediction_drift else None,
-                **{k: metrics.get(k) for k in ("mae_usd", "rmse_usd", "mape_pct", "mean_error_usd", "r2")},
-                "max_abs_error_usd": metrics.get("max_abs_error_usd"),
+                **{k: metrics.get(k) for k in PERFORMANCE_METRICS},
                 "record": record,
             }
         )
