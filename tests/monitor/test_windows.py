@@ -205,6 +205,13 @@ def test_runs_that_cannot_start_say_why(scored_store: Store, tmp_path: Path) -> 
         run_monitoring(scored_store, window="month", reference=ReferenceSource(end=utc("2014-05-01")))
     with pytest.raises(MonitoringRunError, match="no ground truth from 2016-01-01T00:00:00\\+00:00; nothing"):
         run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, start=utc("2016-01-01"))
+    scored_store.predictions(None, TRAIN_END, time_column="label_at").to_csv(tmp_path / "ref.csv", index=False)
+    with (
+        Store(f"sqlite:///{tmp_path / 'empty.db'}") as empty,
+        pytest.raises(MonitoringRunError, match=r"empty\.db: no ground truth in the store; nothing to monitor"),
+    ):
+        file_reference = ReferenceSource(path=tmp_path / "ref.csv")
+        run_monitoring(empty, window="week", reference=file_reference, end=utc("2015-01-01"))
     with pytest.raises(MonitoringRunError, match="reference: give either a file of scored training rows or an end"):
         ReferenceSource()
     (tmp_path / "file").write_text("x")

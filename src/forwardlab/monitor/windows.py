@@ -292,7 +292,7 @@ def run_monitoring(
     given_start = start or reference.end
     first = None if given_start is None else _utc(given_start)
     labelled = store.predictions(first, end, time_column="label_at")
-    if labelled.empty and end is None:
+    if labelled.empty and (first is None or end is None):  # no data to place the windows by
         raise MonitoringRunError(f"{store.display_url}: no ground truth {_since(first)}; nothing to monitor")
     window_start = first if first is not None else labelled["label_at"].min()
     window_end = _utc(end) if end else spec.end_after(window_start, labelled["label_at"].max())
