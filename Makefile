@@ -30,6 +30,7 @@ test-fast: $(STAMP)
 bench: $(STAMP) system-deps
 	$(PY) benchmarks/decode.py
 	$(PY) benchmarks/serve.py
+	$(PY) benchmarks/drift.py
 	$(PY) benchmarks/evaluate.py
 
 lint: $(STAMP)

@@ -5,14 +5,16 @@ metrics stores on SQLite (always) and PostgreSQL (when FORWARDLAB_TEST_POSTGRES_
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from forwardlab.monitor.data import PreparedData, load_raw, prepare, write_prepared
-from forwardlab.monitor.model import PriceModel, save_model, train
+from forwardlab.monitor.model import FEATURES, PriceModel, save_model, train
 from forwardlab.monitor.server import RunningServer, start_server
 from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store, metadata
@@ -108,3 +110,36 @@ def house(**overrides: object) -> dict[str, object]:
         "view": 0,
     }
     return features | overrides
+
+
+@pytest.fixture(scope="session")
+def scored_store_file(model: PriceModel, prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store as the simulation leaves it: the training set, then production, scored through the real
+    service over HTTP, and every sale's price posted back as ground truth (label_at = the sale date)."""
+    path = tmp_path_factory.mktemp("scored") / "store.db"
+    with (
+        Store(f"sqlite:///{path}") as store,
+        start_server(create_app(model, store, api_keys=[API_KEY])) as server,
+        httpx.Client(base_url=server.base_url, headers={"X-API-Key": API_KEY}, timeout=120) as client,
+    ):
+        for frame in (prepared.train, prepared.prod):
+            rows = frame[["id", "price", "date_sold", *FEATURES]].to_dict("records")
+            for i in range(0, len(rows), 5000):
+                chunk = rows[i : i + 5000]
+                records = [{"entity_id": r["id"], "features": {f: r[f] for f in FEATURES}} for r in chunk]
+                labels = [
+                    {"entity_id": r["id"], "price_usd": r["price"], "label_at": r["date_sold"].isoformat()}
+                    for r in chunk
+                ]
+                assert client.post("/v1/predict", json={"records": records}).status_code == 200
+                assert client.post("/v1/ground-truth", json={"labels": labels}).status_code == 200
+    return path
+
+
+@pytest.fixture
+def scored_store(scored_store_file: Path, tmp_path: Path) -> Iterator[Store]:
+    """A private copy of the scored store, so a test may add runs (or bad rows) without affecting others."""
+    copy = tmp_path / "scored.db"
+    shutil.copyfile(scored_store_file, copy)
+    with Store(f"sqlite:///{copy}") as store:
+        yield store

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.table import Table
+
+from forwardlab.progress import Advance
+
+if TYPE_CHECKING:
+    from forwardlab.monitor.drift import DriftConfig, DriftResult
+    from forwardlab.monitor.windows import MonitoringRun
 
 app = typer.Typer(
     help="Continuous model monitoring of the King County house-price model.",
     no_args_is_help=True,
 )
 err = Console(stderr=True)
+out = Console(highlight=False)
 
 DEFAULT_DATA_DIR = Path("data/monitor")
 DEFAULT_MODEL_DIR = Path("models/price")
@@ -116,3 +129,302 @@ def serve(
         typer.echo(f"serving on {url}")
 
     serve_forever(service, host=host, port=port, log_level=log_level, on_ready=ready)
+
+
+DEFAULT_STORE = "sqlite:///forwardlab-monitor.db"
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+
+
+class ReferenceSampleChoice(StrEnum):
+    all = "all"
+    match = "match"
+
+
+TestOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--test",
+        help="COLUMN=TEST: the test for one column (ks, chisquare, z, wasserstein, jensenshannon, psi). Repeatable.",
+    ),
+]
+ThresholdOption = Annotated[
+    list[str] | None, typer.Option("--threshold", help="COLUMN=VALUE: the drift threshold for one column. Repeatable.")
+]
+DriftShareOption = Annotated[
+    float, typer.Option(help="Dataset drift when at least this share of the tested columns drifted.")
+]
+MinRowsOption = Annotated[int, typer.Option(help="Fewer non-missing values than this on a side: not tested.")]
+
+
+@app.command()
+def drift(
+    reference: Annotated[Path, typer.Argument(help="Reference table, CSV or Parquet (e.g. the training data).")],
+    current: Annotated[Path, typer.Argument(help="Current table with the same columns.")],
+    numerical: Annotated[str, typer.Option(help="Numerical columns, comma-separated.")] = "",
+    categorical: Annotated[str, typer.Option(help="Categorical columns, comma-separated.")] = "",
+    test: TestOption = None,
+    threshold: ThresholdOption = None,
+    drift_share: DriftShareOption = 0.5,
+    min_rows: MinRowsOption = 30,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")] = False,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write Evidently's data drift report of the same two tables here.")
+    ] = None,
+) -> None:
+    """Compare two tables column by column with the test Evidently would choose (or the one you name).
+
+    Per column: test, score, threshold, drift; then the share of drifted columns and the dataset verdict.
+
+    Example: forwardlab monitor drift data/monitor/train.csv data/monitor/prod.csv --numerical sqft_living
+    --categorical zipcode,view --json
+    """
+    from forwardlab.monitor.drift import compare
+    from forwardlab.monitor.results import finite
+    from forwardlab.monitor.windows import read_frame
+
+    config = _drift_config(numerical, categorical, test, threshold, drift_share, min_rows)
+    ref_frame, cur_frame = read_frame(reference), read_frame(current)
+    result = compare(ref_frame, cur_frame, config)
+    if json_out:
+        typer.echo(json.dumps(finite(result.to_dict()), indent=2))
+    else:
+        _print_drift(result)
+    if html is not None:
+        from forwardlab.monitor.reports import data_drift_html
+
+        tested = [c.column for c in result.columns if c.drift is not None]
+        if tested:
+            with err.status("rendering the Evidently report"):
+                data_drift_html(ref_frame, cur_frame, config.restricted_to(tested), html)
+            err.print(f"report -> [bold]{html}[/]")
+        else:
+            err.print("no column could be tested; no report written")
+
+
+@app.command("run")
+def run_command(
+    store: Annotated[
+        str, typer.Option(help="Metrics store URL (as for `serve`).", envvar="FORWARDLAB_STORE_URL")
+    ] = DEFAULT_STORE,
+    window: Annotated[str, typer.Option(help="month, week or N-days (e.g. 14-days); UTC.")] = "month",
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="Reference file (CSV/Parquet): scored training rows with prediction_usd and label_usd."),
+    ] = None,
+    reference_end: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=DATE_FORMATS,
+            help="Or: the reference is the store's predictions labelled before this date (the training cut-off).",
+        ),
+    ] = None,
+    reference_start: Annotated[
+        datetime | None, typer.Option(formats=DATE_FORMATS, help="With --reference-end: labelled from this date.")
+    ] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=DATE_FORMATS, help="First window from here (default: --reference-end or first label)."),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option(formats=DATE_FORMATS, help="Windows up to here (default: through the window of the last label)."),
+    ] = None,
+    reference_sample: Annotated[
+        ReferenceSampleChoice,
+        typer.Option(help="all: the whole reference; match: a seeded sample as large as each window (prototype)."),
+    ] = ReferenceSampleChoice.all,
+    numerical: Annotated[
+        str | None, typer.Option(help="Numerical features, comma-separated (default: the price model's three).")
+    ] = None,
+    categorical: Annotated[
+        str | None, typer.Option(help="Categorical features, comma-separated (default: the price model's six).")
+    ] = None,
+    test: TestOption = None,
+    threshold: ThresholdOption = None,
+    drift_share: DriftShareOption = 0.5,
+    min_rows: MinRowsOption = 30,
+    out: Annotated[Path, typer.Option(help="Folder for monitoring.json and reports/START_END/*.html.")] = Path(
+        "monitoring"
+    ),
+    reports: Annotated[bool, typer.Option(help="Render the three Evidently reports per window.")] = True,
+    workers: Annotated[int, typer.Option(min=1, help="Processes rendering reports.")] = 2,
+    alerts: Annotated[
+        Path | None, typer.Option(help="Alert rules file (TOML, see the README).", envvar="FORWARDLAB_ALERTS")
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="POST alerts here (overrides the rules file's).", envvar="FORWARDLAB_WEBHOOK_URL")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the reference samples (--reference-sample match).")] = 42,
+    json_out: Annotated[bool, typer.Option("--json", help="Print monitoring.json's content on stdout.")] = False,
+) -> None:
+    """Per window, compare production (predictions whose ground truth arrived in it) with the reference.
+
+    Writes OUT/monitoring.json (one record per window: counts, per-feature test/score/threshold/drift, drift
+    share, dataset/target/prediction drift, regression metrics in USD), OUT/reports/START_END/ (Evidently's data
+    drift, target drift and regression performance reports) and the same time series into the store.
+
+    Example: forwardlab monitor run --store sqlite:///monitor.db --window month --reference-end 2014-11-01
+    --out monitoring
+    """
+    from forwardlab.monitor.alerts import load_alert_config, parse_alert_config
+    from forwardlab.monitor.drift import TARGET_COLUMNS, drift_config
+    from forwardlab.monitor.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+    from forwardlab.monitor.store import Store
+    from forwardlab.monitor.windows import ReferenceSource, run_monitoring
+
+    tests, thresholds = _pairs(test, "--test"), _pairs(threshold, "--threshold")
+    target_tests = {c: tests.pop(c) for c in list(tests) if c in TARGET_COLUMNS}
+    target_thresholds = {c: thresholds.pop(c) for c in list(thresholds) if c in TARGET_COLUMNS}
+    numerical = ",".join(NUMERIC_FEATURES) if numerical is None else numerical
+    categorical = ",".join(CATEGORICAL_FEATURES) if categorical is None else categorical
+    config = _drift_config(numerical, categorical, tests, thresholds, drift_share, min_rows)
+    target_config = drift_config(
+        numerical=TARGET_COLUMNS, overrides=_overrides(target_tests, target_thresholds), min_rows=min_rows
+    )
+    rules = load_alert_config(alerts) if alerts else None
+    if webhook_url:
+        raw = rules.model_dump() if rules else {}
+        raw["webhook"] = (raw.get("webhook") or {}) | {"url": webhook_url}
+        rules = parse_alert_config(raw, source="--webhook-url")
+    source = ReferenceSource(path=reference, start=reference_start, end=reference_end)
+    with Store(store) as opened, _progress_when_needed("Evidently reports") as advance:
+        run = run_monitoring(
+            opened,
+            window=window,
+            reference=source,
+            config=config,
+            target_config=target_config,
+            start=start,
+            end=end,
+            reference_sample=reference_sample.value,
+            seed=seed,
+            out_dir=out,
+            reports=reports,
+            workers=workers,
+            alerts=rules,
+            progress=advance,
+        )
+    if json_out:
+        typer.echo(json.dumps(run.to_json(), indent=2))
+    else:
+        _print_run(run)
+    for delivery in run.deliveries:
+        if not delivery.delivered:
+            err.print(f"[yellow]alert not delivered:[/] {delivery.error}", highlight=False)
+    timings = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in run.timings_s.items())
+    err.print(f"{len(run.windows)} windows ({timings}) -> [bold]{run.json_path}[/]")
+
+
+@contextlib.contextmanager
+def _progress_when_needed(description: str) -> Iterator[Advance]:
+    """A progress bar that appears on the first report, so runs without reports (or failing early) show none."""
+    from forwardlab.progress import progress_bar
+
+    with contextlib.ExitStack() as stack:
+        bars: list[Advance] = []
+
+        def advance(done: int, total: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(progress_bar(description, total)))
+            bars[0](done, total)
+
+        yield advance
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    out = {}
+    for value in values or []:
+        column, sep, setting = value.partition("=")
+        if not sep or not column.strip() or not setting.strip():
+            raise typer.BadParameter(f"{value!r}: expected COLUMN=VALUE", param_hint=option)
+        out[column.strip()] = setting.strip()
+    return out
+
+
+def _overrides(tests: dict[str, str], thresholds: dict[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for column, test in tests.items():
+        out.setdefault(column, {})["test"] = test
+    for column, value in thresholds.items():
+        out.setdefault(column, {})["threshold"] = value
+    return out
+
+
+def _drift_config(
+    numerical: str,
+    categorical: str,
+    tests: list[str] | dict[str, str] | None,
+    thresholds: list[str] | dict[str, str] | None,
+    drift_share: float,
+    min_rows: int,
+) -> DriftConfig:
+    from forwardlab.monitor.drift import drift_config
+
+    test_map = tests if isinstance(tests, dict) else _pairs(tests, "--test")
+    threshold_map = thresholds if isinstance(thresholds, dict) else _pairs(thresholds, "--threshold")
+    return drift_config(
+        numerical=_names(numerical),
+        categorical=_names(categorical),
+        overrides=_overrides(test_map, threshold_map),
+        drift_share=drift_share,
+        min_rows=min_rows,
+    )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def _print_drift(result: DriftResult) -> None:
+    table = Table("column", "kind", "test", "score", "threshold", "drift", box=box.SIMPLE_HEAD)
+    for c in result.columns:
+        verdict = "-" if c.drift is None else ("[red]DRIFT[/]" if c.drift else "ok")
+        table.add_row(c.column, c.kind, c.test_name or "-", _num(c.score), _num(c.threshold), verdict)
+    out.print(table)
+    for c in result.columns:
+        if c.note:
+            out.print(f"  {c.column}: {c.note}", highlight=False)
+    if result.drift_share is None:
+        out.print(f"{result.status}: {result.note}", highlight=False)
+        return
+    verdict = "[red]dataset drift[/]" if result.dataset_drift else "no dataset drift"
+    out.print(
+        f"{result.drifted_columns} of {result.tested_columns} columns drifted "
+        f"(share {result.drift_share:.2f}, threshold {result.drift_share_threshold:g}): {verdict}"
+    )
+
+
+def _print_run(run: MonitoringRun) -> None:
+    table = Table(
+        "window", "rows", "ref", "drift share", "dataset", "target", "prediction", "MAE USD", "MAPE %", "reports",
+        box=box.SIMPLE_HEAD,
+    )  # fmt: skip
+    for w in run.windows:
+        m = w.performance
+        reports = "-" if w.status != "ok" else (w.report_error or (f"{len(w.reports)}" if w.reports else "off"))
+        table.add_row(
+            f"{w.start:%Y-%m-%d}..{w.end:%Y-%m-%d}",
+            str(w.n_current),
+            str(w.n_reference),
+            _num(w.drift.drift_share if w.drift else None) if w.status == "ok" else w.status,
+            _flag(w.drift.dataset_drift if w.drift else None),
+            _flag(w.target_drift.drift if w.target_drift else None),
+            _flag(w.prediction_drift.drift if w.prediction_drift else None),
+            "-" if m is None or m.mae_usd is None else f"{m.mae_usd:,.0f}",
+            "-" if m is None or m.mape_pct is None else f"{m.mape_pct:.1f}",
+            reports,
+        )
+    out.print(table)
+    ref = run.reference_metrics
+    out.print(f"reference: {run.reference}, {run.n_reference} rows, MAE {ref.mae_usd or 0:,.0f} USD", highlight=False)
+    for alert in run.alerts:
+        out.print(f"[red]alert[/] {alert.rule} [{alert.window_start:%Y-%m-%d}..{alert.window_end:%Y-%m-%d}]: "
+                  f"{alert.message}", highlight=False)  # fmt: skip
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _flag(value: bool | None) -> str:
+    return "-" if value is None else ("[red]yes[/]" if value else "no")

@@ -29,3 +29,16 @@ class NotFoundError(MonitorError):
 
 class LabelConflictError(MonitorError):
     """Ground truth that differs from the label already recorded for the same prediction."""
+
+
+class FrameError(MonitorError):
+    """A reference or current frame that cannot be used as given: a column missing from one side,
+    mismatched types, unknown test settings."""
+
+
+class MonitoringRunError(MonitorError):
+    """A monitoring run that cannot start: no reference rows, a bad window, an unreadable reference file."""
+
+
+class AlertConfigError(MonitorError):
+    """An alert rules file that cannot be read or does not validate; the message names the file and field."""

@@ -158,6 +158,10 @@ class Store:
             elif found != [SCHEMA_VERSION]:
                 raise StoreError(f"{self.display_url}: schema version {found}, this code reads {SCHEMA_VERSION}")
 
+    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        """A write transaction, for modules that keep their own tables in this store (monitoring results)."""
+        return self._write()
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         """A transaction that takes SQLite's write lock up front, so it never fails to upgrade a read lock."""

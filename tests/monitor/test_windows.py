@@ -1,0 +1,253 @@
+"""The monitoring run on a store filled through the real service: windows, reference choices, results in the
+store and monitoring.json, Evidently reports, re-runs that replace and failed runs that leave everything."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from forwardlab.monitor import results
+from forwardlab.monitor.data import PreparedData
+from forwardlab.monitor.drift import DriftConfig, compare, drift_config
+from forwardlab.monitor.errors import FrameError, MonitoringRunError
+from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, PriceModel
+from forwardlab.monitor.store import LabelRequest, PredictionRecord, Store
+from forwardlab.monitor.windows import ReferenceSource, WindowSpec, run_monitoring
+
+TRAIN_END = datetime(2014, 11, 1, tzinfo=UTC)
+STORE_REFERENCE = ReferenceSource(end=TRAIN_END)
+MONTHS = ["2014-11", "2014-12", "2015-01", "2015-02", "2015-03", "2015-04"]
+
+
+def utc(text: str) -> datetime:
+    return pd.Timestamp(text, tz="UTC").to_pydatetime()
+
+
+def scored_frame(model: PriceModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """What the store should hold for these sales: features, the model's price, the sale price."""
+    return frame[list(FEATURES)].assign(prediction_usd=model.predict(frame), label_usd=frame["price"])
+
+
+def test_window_specs_cut_time_in_utc() -> None:
+    assert WindowSpec.parse(" Month ").unit == "month"
+    assert WindowSpec.parse("14-days") == WindowSpec("14-days", "days", 14)
+    assert WindowSpec.parse("1 day").days == 1
+    for bad in ("fortnight", "0-days", "-3-days", ""):
+        with pytest.raises(MonitoringRunError, match="use month, week or N-days"):
+            WindowSpec.parse(bad)
+    start, end = pd.Timestamp("2014-11-15", tz="UTC"), pd.Timestamp("2015-02-10", tz="UTC")
+    months = WindowSpec.parse("month").windows(start, end)
+    assert [(a.isoformat()[:10], b.isoformat()[:10]) for a, b in months] == [
+        ("2014-11-15", "2014-12-01"),
+        ("2014-12-01", "2015-01-01"),
+        ("2015-01-01", "2015-02-01"),
+        ("2015-02-01", "2015-02-10"),
+    ]
+    weeks = WindowSpec.parse("week").windows(pd.Timestamp("2015-01-07", tz="UTC"), end)  # a Wednesday
+    assert weeks[0][1].isoformat()[:10] == "2015-01-12"  # the next Monday
+    assert [a.weekday() for a, _ in weeks[1:]] == [0] * (len(weeks) - 1)
+    days = WindowSpec.parse("10-days")
+    assert [b - a for a, b in days.windows(start, start + pd.Timedelta(days=25))][:2] == [pd.Timedelta(days=10)] * 2
+    assert days.end_after(start, start + pd.Timedelta(days=10)) == start + pd.Timedelta(days=20)
+
+
+def test_monthly_run_compares_each_month_with_the_training_predictions(
+    scored_store: Store, prepared: PreparedData, model: PriceModel, tmp_path: Path
+) -> None:
+    run = run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path, reports=False)
+    assert [f"{w.start:%Y-%m}" for w in run.windows] == MONTHS
+    assert run.windows[-1].end == utc("2015-05-01") and run.n_reference == len(prepared.train)
+    reference = scored_frame(model, prepared.train)
+    config = DriftConfig(numerical=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES)
+    for window, month in zip(run.windows, MONTHS, strict=True):
+        sales = prepared.prod[prepared.prod["date_sold"].dt.strftime("%Y-%m") == month]
+        current = scored_frame(model, sales)
+        assert (window.status, window.n_current, window.n_reference) == ("ok", len(sales), len(prepared.train))
+        expected = compare(reference, current, config)
+        assert window.drift is not None and window.performance is not None
+        assert [(c.column, c.test, c.drift) for c in window.drift.columns] == [
+            (c.column, c.test, c.drift) for c in expected.columns
+        ]
+        for ours, theirs in zip(window.drift.columns, expected.columns, strict=True):
+            assert ours.score == pytest.approx(theirs.score, abs=1e-9)
+        assert window.performance.mae_usd == pytest.approx(np.mean(np.abs(current["prediction_usd"] - sales["price"])))
+        target = compare(reference, current, drift_config(numerical=["label_usd"])).column("label_usd")
+        assert window.target_drift is not None and window.target_drift.score == pytest.approx(target.score, abs=1e-9)
+
+    written = json.loads((tmp_path / "monitoring.json").read_text())
+    assert written == json.loads(json.dumps(run.to_json()))
+    record = written["windows"][2]
+    assert set(record) >= {"start", "end", "n_current", "n_reference", "features", "drift_share", "dataset_drift"}
+    assert set(record["features"][0]) >= {"column", "test", "score", "threshold", "drift"}
+    assert set(record["metrics"]) >= {"mae_usd", "rmse_usd", "mape_pct", "mean_error_usd", "r2", "max_abs_error_usd"}
+    assert record["target_drift"]["column"] == "label_usd" and record["prediction_drift"]["column"] == "prediction_usd"
+    assert written["reference"]["metrics"]["mae_usd"] == pytest.approx(run.reference_metrics.mae_usd)
+
+    stored = results.load_windows(scored_store)
+    assert stored["window_start"].dt.strftime("%Y-%m").tolist() == MONTHS
+    assert stored["mae_usd"].tolist() == pytest.approx([w.performance.mae_usd for w in run.windows])  # type: ignore[union-attr]
+    columns = results.load_columns(scored_store)
+    assert len(columns) == 6 * 11 and set(columns["role"]) == {"feature", "target", "prediction"}
+
+
+@pytest.mark.slow
+def test_reports_are_rendered_per_window_from_the_same_frames(scored_store: Store, tmp_path: Path) -> None:
+    tmp_path = tmp_path / "out"
+    run = run_monitoring(
+        scored_store, window="month", reference=STORE_REFERENCE, end=utc("2015-01-01"), out_dir=tmp_path, workers=2
+    )
+    assert len(run.windows) == 2 and run.timings_s["reports_s"] > 0
+    for window in run.windows:
+        assert window.report_error is None
+        assert sorted(window.reports) == ["data_drift", "regression_performance", "target_drift"]
+        for name, relative in window.reports.items():
+            html = (tmp_path / relative).read_text(encoding="utf-8")
+            assert html.lstrip().startswith("<!DOCTYPE html>") and len(html) > 1_000_000  # JavaScript inlined
+            shown = {
+                "data_drift": "sqft_living",
+                "target_drift": "label_usd",
+                "regression_performance": "Absolute Max Error (current)",
+            }
+            assert shown[name] in html
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["monitoring.json", "reports"]  # no staging left
+
+
+def test_reference_from_a_file_or_sampled_to_the_window_size(
+    scored_store: Store, prepared: PreparedData, tmp_path: Path
+) -> None:
+    base = run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, end=utc("2015-01-01"))
+    path = tmp_path / "reference.csv"
+    scored_store.predictions(None, TRAIN_END, time_column="label_at").to_csv(path, index=False)
+    from_file = run_monitoring(
+        scored_store, window="month", reference=ReferenceSource(path=path), start=TRAIN_END, end=utc("2015-01-01")
+    )
+    assert [w.record()["features"] for w in from_file.windows] == [w.record()["features"] for w in base.windows]
+
+    matched = [
+        run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, reference_sample="match", seed=seed)
+        for seed in (7, 7, 8)
+    ]
+    assert all(w.n_reference == w.n_current for w in matched[0].windows)
+    scores = [[c.score for w in m.windows for c in w.drift.columns] for m in matched]  # type: ignore[union-attr]
+    assert scores[0] == scores[1] != scores[2]  # seeded
+    for window in matched[0].windows:  # a sample of at most 1,000 rows switches to Evidently's small-sample tests
+        tests = {c.test for c in window.drift.columns}  # type: ignore[union-attr]
+        small = window.n_reference <= 1000
+        assert tests <= ({"ks", "chisquare", "z"} if small else {"wasserstein", "jensenshannon"}), window.n_reference
+    assert any(w.n_reference <= 1000 for w in matched[0].windows)
+
+
+def test_tiny_and_empty_windows_are_insufficient_data(scored_store: Store, tmp_path: Path) -> None:
+    config = DriftConfig(numerical=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, min_rows=300)
+    holidays = run_monitoring(
+        scored_store,
+        window="week",
+        reference=STORE_REFERENCE,
+        config=config,
+        start=utc("2014-12-15"),
+        end=utc("2014-12-29"),
+        out_dir=tmp_path,
+        workers=1,
+    )
+    busy, quiet = holidays.windows
+    assert (busy.status, busy.n_current, sorted(busy.reports)) == ("ok", 323, sorted(busy.reports))
+    assert len(busy.reports) == 3
+    assert (quiet.status, quiet.n_current, quiet.drift, quiet.performance, quiet.reports) == (
+        "insufficient data", 194, None, None, {}
+    )  # fmt: skip
+    assert quiet.note == "194 rows with ground truth in the window, need at least 300"
+    assert json.loads((tmp_path / "monitoring.json").read_text())["windows"][1]["status"] == "insufficient data"
+    after = run_monitoring(
+        scored_store, window="week", reference=STORE_REFERENCE, config=config, start=utc("2015-04-27"),
+        end=utc("2015-05-18"),
+    )  # fmt: skip
+    assert [(w.status, w.n_current) for w in after.windows] == [
+        ("ok", 430), ("insufficient data", 0), ("insufficient data", 0)
+    ]  # fmt: skip
+
+
+def test_rerun_replaces_a_windows_rows_and_a_failed_run_changes_nothing(scored_store: Store, tmp_path: Path) -> None:
+    tmp_path = tmp_path / "out"
+    first = run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path, reports=False)
+    second = run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path, reports=False)
+    stored = results.load_windows(scored_store)
+    assert len(stored) == 6 and set(stored["run_id"]) == {second.run_id} != {first.run_id}
+    assert len(results.load_columns(scored_store)) == 6 * 11
+    with scored_store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(results.runs_table)).scalar_one() == 2
+    snapshot = (tmp_path / "monitoring.json").read_bytes()
+
+    # June 2015: houses whose zip codes reached the store as numbers, labelled after the last window
+    records = [
+        PredictionRecord(f"00000000-0000-0000-0000-{i:012d}", "v", utc("2015-06-01"), f"late-{i}",
+                         {f: 1 for f in FEATURES} | {"zipcode": 98001}, 400_000.0)
+        for i in range(40)
+    ]  # fmt: skip
+    scored_store.add_predictions(records)
+    scored_store.add_labels([LabelRequest(500_000.0, utc("2015-06-10"), prediction_uuid=r.uuid) for r in records])
+    with pytest.raises(FrameError, match=r"column zipcode: the reference holds strings, the current numbers \(e.g. 98"):
+        run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path, reports=False)
+    assert set(results.load_windows(scored_store)["run_id"]) == {second.run_id}
+    assert (tmp_path / "monitoring.json").read_bytes() == snapshot
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["monitoring.json"]
+
+
+def test_runs_that_cannot_start_say_why(scored_store: Store, tmp_path: Path) -> None:
+    with pytest.raises(
+        MonitoringRunError, match=r"reference \(store predictions labelled before 2014-05-01.*\): no rows"
+    ):
+        run_monitoring(scored_store, window="month", reference=ReferenceSource(end=utc("2014-05-01")))
+    with pytest.raises(MonitoringRunError, match="no ground truth from 2016-01-01T00:00:00\\+00:00; nothing"):
+        run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, start=utc("2016-01-01"))
+    scored_store.predictions(None, TRAIN_END, time_column="label_at").to_csv(tmp_path / "ref.csv", index=False)
+    with (
+        Store(f"sqlite:///{tmp_path / 'empty.db'}") as empty,
+        pytest.raises(MonitoringRunError, match=r"empty\.db: no ground truth in the store; nothing to monitor"),
+    ):
+        file_reference = ReferenceSource(path=tmp_path / "ref.csv")
+        run_monitoring(empty, window="week", reference=file_reference, end=utc("2015-01-01"))
+    with pytest.raises(MonitoringRunError, match="reference: give either a file of scored training rows or an end"):
+        ReferenceSource()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MonitoringRunError, match="file: exists and is not a folder"):
+        run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path / "file")
+    with pytest.raises(
+        FrameError, match=r"reference \(file .*ref.csv\): missing column\(s\) label_usd, prediction_usd"
+    ):
+        pd.DataFrame({f: [1] for f in FEATURES}).to_csv(tmp_path / "ref.csv", index=False)
+        run_monitoring(scored_store, window="month", reference=ReferenceSource(path=tmp_path / "ref.csv"))
+
+
+def test_results_tables_on_each_backend(store_url: str) -> None:
+    """Replace-per-window and insert-once alerts behave alike on SQLite and PostgreSQL."""
+    engine = sa.create_engine(store_url)
+    results.results_metadata.drop_all(engine)
+    engine.dispose()
+    start, end = utc("2015-01-01"), utc("2015-02-01")
+    with Store(store_url) as store:
+        for run_id, mae in (("run-1", 1.0), ("run-2", 2.0)):
+            window = {"window_start": start, "window_end": end, "run_id": run_id, "window_spec": "month",
+                      "status": "ok", "n_current": 5, "n_reference": 9, "mae_usd": mae, "r2": float("nan"),
+                      "record": {"score": float("inf"), "nested": [float("nan"), 1.0]}}  # fmt: skip
+            run = {"run_id": run_id, "created_at": start, "window_spec": "month", "reference": "r", "n_reference": 9,
+                   "settings": {}}  # fmt: skip
+            alert = {"rule": "mae-up", "window_start": start, "window_end": end, "run_id": run_id,
+                     "message": f"MAE {mae}", "value": mae, "raised_at": start, "attempts": 0}  # fmt: skip
+            results.save_run(store, run, [window], [], [alert])
+        windows = results.load_windows(store)
+        assert windows[["run_id", "mae_usd"]].values.tolist() == [["run-2", 2.0]] and windows["r2"].isna().all()
+        assert results.stored_records(store) == [{"score": None, "nested": [None, 1.0]}]
+        alerts = results.load_alerts(store)
+        assert alerts[["run_id", "message"]].values.tolist() == [["run-1", "MAE 1.0"]]  # raised once
+        key = ("mae-up", start, end)
+        assert results.undelivered(store, [key]) == {key}
+        results.record_delivery(store, key, delivered=False, attempts=2, error="HTTP 503")
+        results.record_delivery(store, key, delivered=True, attempts=1, error=None)
+        assert results.undelivered(store, [key]) == set()
+        assert results.load_alerts(store)["attempts"].tolist() == [3]
