@@ -200,7 +200,12 @@ def register(entry: ModelEntry) -> ModelEntry:
 
 
 def get_entry(name: str) -> ModelEntry:
+    """A registry name, or the folder of a model trained with `forwardlab video train`."""
     if name not in REGISTRY:
+        from forwardlab.video.train import is_trained_model, register_trained
+
+        if is_trained_model(name):
+            return register_trained(name)
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[name]
 
@@ -306,3 +311,7 @@ def load_model(
         except RuntimeError as exc:
             raise ModelError(f"{path}: does not fit {entry.name} ({str(exc).splitlines()[0]})") from exc
     return LoadedModel(entry, model.eval(), path)
+
+
+# The built-in small networks register themselves; imported last because they build on this module.
+from forwardlab.video.models import tiny as _tiny  # noqa: E402, F401
