@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from forwardlab.fileio import atomic_path, write_text_atomic
-from forwardlab.video.data.manifest import MANIFEST_NAME, ClipRecord, Manifest
+from forwardlab.video.data.folder import open_dataset
+from forwardlab.video.data.manifest import ClipRecord, Manifest
 from forwardlab.video.errors import DatasetError, VideoDecodeError, VideoError
 
 if TYPE_CHECKING:
@@ -540,22 +541,6 @@ def _run_ray(
 # =============================================================================================== the job
 
 
-def _open_manifest(data: str | Path | Manifest, out: Path, workers: int) -> Manifest:
-    """A manifest file, a folder holding one, or a class-folder dataset imported into `out`."""
-    if isinstance(data, Manifest):
-        return data
-    path = Path(data)
-    if path.is_file():
-        return Manifest(path)
-    if path.is_dir():
-        if (path / MANIFEST_NAME).is_file():
-            return Manifest(path / MANIFEST_NAME)
-        from forwardlab.video.data.folder import import_folder
-
-        return import_folder(path, manifest=out / MANIFEST_NAME, workers=max(1, workers))
-    raise DatasetError(f"{path}: no such manifest file or dataset folder")
-
-
 def _select(
     manifest: Manifest, split: str | None, limit: int | None, seed: int
 ) -> tuple[list[ClipRecord], list[ClipRecord]]:
@@ -645,7 +630,7 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
-    manifest = _open_manifest(data, out, workers)
+    manifest = open_dataset(data, import_into=out, workers=workers)
     targets, skipped = _select(manifest, split, limit, seed)
     config = {
         "model": model,

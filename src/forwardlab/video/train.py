@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from forwardlab.fileio import atomic_path, write_text_atomic
+from forwardlab.video.data.folder import open_dataset
 from forwardlab.video.data.manifest import MANIFEST_NAME, ClipRecord, Manifest
 from forwardlab.video.errors import DatasetError, VideoDecodeError, VideoError
 from forwardlab.video.models.registry import (
@@ -415,21 +416,6 @@ def _optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.
 # =============================================================================================== the run
 
 
-def _open_data(data: str | Path | Manifest, out: Path, workers: int) -> Manifest:
-    if isinstance(data, Manifest):
-        return data
-    path = Path(data)
-    if path.is_file():
-        return Manifest(path)
-    if path.is_dir():
-        if (path / MANIFEST_NAME).is_file():
-            return Manifest(path / MANIFEST_NAME)
-        from forwardlab.video.data.folder import import_folder
-
-        return import_folder(path, manifest=out / MANIFEST_NAME, workers=max(1, workers))
-    raise DatasetError(f"{path}: no such manifest file or dataset folder")
-
-
 def _usable(manifest: Manifest, split: str | None) -> list[ClipRecord]:
     rows = manifest.records(split=split)
     return [r for r in rows if r.status == "downloaded" and r.label]
@@ -679,7 +665,7 @@ def _train(
     _check_out(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
 
-    manifest = _open_data(data, out, workers)
+    manifest = open_dataset(data, import_into=out, workers=workers)
     split, val_split = _choose_splits(manifest, split, val_split)
     where = f" in split {split!r}" if split else ""
     train_rows = _usable(manifest, split)

@@ -112,3 +112,21 @@ def import_csv(
     target.upsert(records)
     target.refresh(workers=workers, progress=progress)
     return target
+
+
+def open_dataset(data: str | Path | Manifest, *, import_into: Path, workers: int = 4) -> Manifest:
+    """What commands accept as data: a manifest, a folder holding `manifest.sqlite`, or class folders.
+
+    Class folders without a manifest are indexed into `import_into/manifest.sqlite`, so the user's
+    dataset folder is never written.
+    """
+    if isinstance(data, Manifest):
+        return data
+    path = Path(data)
+    if path.is_file():
+        return Manifest(path)
+    if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            return Manifest(path / MANIFEST_NAME)
+        return import_folder(path, manifest=import_into / MANIFEST_NAME, workers=max(1, workers))
+    raise DatasetError(f"{path}: no such manifest file or dataset folder")
