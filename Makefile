@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
-# The ffmpeg CLI is the independent reference the parity tests compare our decoder with.
+# The ffmpeg CLI is the independent reference the parity tests compare our decoder with; Debian's chromium is
+# the headless browser the report and dashboard tests drive through Playwright (its own download needs internet).
 system-deps:
-	@command -v ffmpeg >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq ffmpeg; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq ffmpeg; fi; }
+	@missing=""; for p in ffmpeg chromium; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; fi
 
 demo: $(STAMP)
 	$(VENV)/bin/forwardlab video demo --out demo-output
