@@ -1,0 +1,215 @@
+"""The demo's HTML report: one self-contained page (inline CSS, PNG thumbnails as data URIs, no scripts).
+
+Everything on the page comes from the figures `demo.run_demo` computes (the same ones it writes to
+`summary.json`) plus a gallery of frame strips; nothing is fetched from the network when it is opened.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+from forwardlab.video.visualize import contact_sheet
+
+_CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2em auto; max-width: 1150px;
+       color: #1d1d1f; padding: 0 1em; }
+h1 { font-size: 1.7em; margin-bottom: .2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .6em 0; } td, th { padding: 3px 8px; border: 1px solid #e3e3e3; }
+th { background: #f6f6f6; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.bar { display: inline-block; height: 10px; background: #4a7bd0; vertical-align: middle; margin-right: 6px; }
+.bar.b2 { background: #e0823d; } .pair { color: #8a4baf; font-weight: 600; }
+.cm td { width: 26px; height: 22px; text-align: center; font-size: 12px; border: 1px solid #fff; padding: 1px; }
+.cm th { font-size: 11px; font-weight: normal; } .cm th.col { writing-mode: vertical-rl; transform: rotate(180deg);
+       white-space: nowrap; height: 150px; vertical-align: bottom; }
+.ok { color: #137333; font-weight: 600; } .bad { color: #c5221f; font-weight: 600; }
+.gallery td { vertical-align: middle; } .gallery img { image-rendering: pixelated; display: block; }
+.note { background: #f7f4ea; border-left: 4px solid #d8b74a; padding: .6em 1em; }
+.small { color: #666; font-size: 12px; }
+"""
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    """One clip of the gallery: its frames as the model sees them, its label, and each model's guess."""
+
+    path: str
+    label: str
+    frames: torch.Tensor  # uint8 (T, C, H, W)
+    predictions: Mapping[str, str]
+
+
+def _png_data_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _strip(frames: torch.Tensor) -> Image.Image:
+    """The clip's frames in rows of 8 (16 frames at 48x72 stay readable at 1.5x)."""
+    return contact_sheet([("", frames)], max_cols=8)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _cell_colour(value: int, row_total: int, diagonal: bool) -> str:
+    if value == 0 or row_total == 0:
+        return "#fafafa"
+    share = value / row_total
+    if diagonal:
+        return f"rgba(19, 115, 51, {0.15 + 0.75 * share:.2f})"
+    return f"rgba(197, 34, 31, {0.15 + 0.75 * share:.2f})"
+
+
+def _confusion_html(classes: Sequence[str], matrix: Sequence[Sequence[int]]) -> str:
+    head = "".join(f'<th class="col">{html.escape(c)}</th>' for c in classes)
+    rows = []
+    for i, name in enumerate(classes):
+        total = sum(matrix[i])
+        cells = "".join(
+            f'<td style="background:{_cell_colour(v, total, i == j)}">{v or ""}</td>' for j, v in enumerate(matrix[i])
+        )
+        rows.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
+    return f'<table class="cm"><tr><th>true \\ predicted</th>{head}</tr>{"".join(rows)}</table>'
+
+
+def _explanation(models: Mapping[str, Mapping[str, Any]], pairs: Sequence[tuple[str, str]]) -> str:
+    pair_text = ", ".join(f"<i>{html.escape(a)}</i> / <i>{html.escape(b)}</i>" for a, b in pairs)
+    flat, factorized = models.get("tiny_2d"), models.get("tiny_r2plus1d")
+    measured = ""
+    if flat is not None:
+        measured = (
+            f"<p>Here: <b>{_pct(flat['time_reversed_top1'])}</b> top-1 on the pair classes against "
+            f"<b>{_pct(flat['single_frame_top1'])}</b> on the single-frame classes; "
+            f"{flat['twin_confusions']} of its answers on pair classes name the exact time-reversed twin.</p>"
+        )
+    if factorized is not None:
+        measured += (
+            f"<p>The (2+1)D model reaches <b>{_pct(factorized['time_reversed_top1'])}</b> on the same pair classes.</p>"
+        )
+    return (
+        "<h2>Why the 2D model confuses the time-reversed pairs</h2><div class='note'>"
+        f"<p>Four pairs of classes ({pair_text}) are exact time reversals of each other: a clip of one, played "
+        "backwards, is a clip of the other, drawn from the same distribution. Every single frame of a "
+        "<i>moving_left</i> clip could just as well come from a <i>moving_right</i> clip; only the "
+        "<b>order</b> of the frames tells them apart.</p>"
+        "<p>The 2D model applies 1x3x3 convolutions to each frame on its own and averages the frames' features "
+        "over time before its classifier. An average does not depend on the order of what it averages, so the "
+        "model gives a clip and the same clip played backwards exactly the same scores: within a pair it can "
+        "only guess. It can even drop below a coin flip on those classes, because the pairs also look alike "
+        "frame by frame (each shows one bright shape on a dim background; what differs is whether it moves, "
+        "grows, turns or fades), so it sometimes mixes up the pairs with each other too (the blocks in its "
+        "confusion matrix). The classes a single frame identifies (a checkerboard, a ball above a floor band, "
+        "a bar between two bodies, a comet's trail) it recognises far better.</p>"
+        "<p>The (2+1)D model shares the same skeleton but follows each 1x3x3 spatial convolution with a 3x1x1 "
+        "temporal one: seven such layers see 15 consecutive frames, enough to tell left from right, growing "
+        "from shrinking, clockwise from counterclockwise and fading in from fading out.</p>"
+        f"{measured}</div>"
+    )
+
+
+def render_report(
+    *,
+    models: Mapping[str, Mapping[str, Any]],
+    titles: Mapping[str, str],
+    classes: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+    dataset: Mapping[str, Any],
+    gallery: Sequence[GalleryItem],
+    contact_sheet_file: str | None,
+) -> str:
+    """The whole page as a string. `models[name]` holds the figures of `demo.model_figures`."""
+    names = list(models)
+    paired = {c for pair in pairs for c in pair}
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>forwardlab video demo</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>forwardlab video demo: a 2D and a (2+1)D network on synthetic actions</h1>",
+        f"<p class='small'>{dataset['clips']} clips ({dataset['per_class']} per class, {len(classes)} classes), "
+        f"split <code>{html.escape(str(dataset['split']))}</code>, seed {dataset['seed']}, generated fresh for "
+        "this run; each clip is scored from one 16-frame view. Models ship inside the package and run offline.</p>",
+    ]
+
+    # ---- headline figures
+    rows = []
+    for name in names:
+        m = models[name]
+        rows.append(
+            f"<tr><th>{html.escape(titles.get(name, name))}</th><td class='num'>{_pct(m['top1'])}</td>"
+            f"<td class='num'>{_pct(m['top5'])}</td><td class='num'>{_pct(m['mean_class_accuracy'])}</td>"
+            f"<td class='num'>{_pct(m['single_frame_top1'])}</td><td class='num'>{_pct(m['time_reversed_top1'])}</td>"
+            f"<td class='num'>{_pct(m['pair_top1'])}</td></tr>"
+        )
+    parts += [
+        "<h2>Summary</h2><table><tr><th>model</th><th>top-1</th><th>top-5</th><th>mean class acc.</th>"
+        "<th>single-frame classes</th><th>time-reversed pairs</th><th>right pair (either member)</th></tr>",
+        *rows,
+        "</table>",
+    ]
+
+    # ---- per-class accuracy side by side
+    header = "".join(f"<th>{html.escape(titles.get(n, n))}</th>" for n in names)
+    lines = []
+    for c in classes:
+        cells = []
+        for k, n in enumerate(names):
+            acc = models[n]["per_class_top1"].get(c)
+            width = 0 if acc is None else round(100 * acc)
+            bar = f"<span class='bar{' b2' if k % 2 else ''}' style='width:{width}px'></span>"
+            cells.append(f"<td>{bar}{_pct(acc)}</td>")
+        kind = "<span class='pair'>time-reversed pair</span>" if c in paired else "single-frame cue"
+        lines.append(f"<tr><th>{html.escape(c)}</th><td class='small'>{kind}</td>{''.join(cells)}</tr>")
+    parts += [
+        "<h2>Per-class accuracy</h2><table><tr><th>class</th><th>kind</th>",
+        header,
+        "</tr>",
+        *lines,
+        "</table>",
+    ]
+
+    # ---- why
+    parts.append(_explanation(models, pairs))
+
+    # ---- confusion matrices
+    parts.append("<h2>Confusion matrices</h2>")
+    for name in names:
+        parts.append(f"<h3>{html.escape(titles.get(name, name))}</h3>")
+        parts.append(_confusion_html(classes, models[name]["confusion"]))
+
+    # ---- gallery
+    parts.append(
+        "<h2>Gallery</h2><p class='small'>Frames as the models see them (16 frames at 8 fps, 48x72, shown 1.5x), "
+        "with the ground truth and each model's top-1 prediction; where the models disagree on some clip of a "
+        "class, that clip is shown.</p><table class='gallery'>"
+    )
+    parts.append("<tr><th>frames</th><th>ground truth</th>" + header + "</tr>")
+    for item in gallery:
+        strip = _strip(item.frames)
+        guesses = "".join(
+            f"<td class='{'ok' if item.predictions.get(n) == item.label else 'bad'}'>"
+            f"{html.escape(item.predictions.get(n) or '-')}</td>"
+            for n in names
+        )
+        parts.append(
+            f"<tr><td><img alt='{html.escape(item.path)}' width='{strip.width * 3 // 2}' "
+            f"src='{_png_data_uri(strip)}'></td>"
+            f"<th>{html.escape(item.label)}</th>{guesses}</tr>"
+        )
+    parts.append("</table>")
+    if contact_sheet_file:
+        parts.append(
+            f"<p class='small'>All classes at native resolution: <a href='{html.escape(contact_sheet_file)}'>"
+            f"{html.escape(contact_sheet_file)}</a>.</p>"
+        )
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
