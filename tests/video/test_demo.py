@@ -17,6 +17,7 @@ from forwardlab.video.data.synthetic import CLASSES
 from forwardlab.video.demo import DEMO_PER_CLASS, SHEET_FRAMES, SHEET_SIZE, DemoResult, model_figures, run_demo
 from forwardlab.video.models.tiny import recorded_accuracy
 from forwardlab.video.visualize import contact_sheet
+from tests.browser import ARTIFACTS, open_page
 
 
 def test_demo_writes_probe_json_and_a_sheet_with_a_row_per_class(tmp_path: Path) -> None:
@@ -132,3 +133,12 @@ def test_demo_report_is_one_offline_page(demo: DemoResult) -> None:
         assert label in page
     assert (demo.report.parent / "contact_sheet.png").is_file()
     assert (demo.report.parent / "eval" / "tiny_2d" / "results.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_demo_report_renders_in_a_browser(demo: DemoResult) -> None:
+    assert demo.report is not None
+    with open_page(demo.report, screenshot=ARTIFACTS / "video-demo-report.png") as page:
+        assert page.locator("table.cm").count() == 2
+        shown = page.evaluate("Array.from(document.images).filter(i => i.naturalWidth > 0).length")
+        assert shown >= len(CLASSES)  # gallery thumbnails decoded, contact sheet linked

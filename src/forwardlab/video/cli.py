@@ -12,6 +12,7 @@ from rich.table import Table
 
 from forwardlab.progress import progress_bar
 from forwardlab.video.data.cli import dataset_app, kinetics_app
+from forwardlab.video.demo import DEMO_PER_CLASS
 from forwardlab.video.errors import VideoDecodeError
 from forwardlab.video.train_cli import train as train_command
 
@@ -135,10 +136,10 @@ def synth(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the dataset and the pictures.")] = Path("demo-output"),
-    per_class: Annotated[int, typer.Option(help="Synthetic clips per class.")] = 4,
+    per_class: Annotated[int, typer.Option(help="Synthetic clips per class.")] = DEMO_PER_CLASS,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic dataset.")] = 0,
 ) -> None:
-    """The workbench on built-in data: generate synthetic clips, probe them, draw what a model sees.
+    """The workbench on built-in data: synthetic clips, both shipped models evaluated, one HTML report.
 
     Example: forwardlab video demo --out demo-output
     """

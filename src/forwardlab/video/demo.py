@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -25,9 +25,9 @@ from rich.table import Table
 from forwardlab.fileio import write_text_atomic
 from forwardlab.progress import progress_bar
 from forwardlab.video.data.manifest import Manifest
-from forwardlab.video.io import VideoInfo, probe, read_frames
-from forwardlab.video.sampling import uniform_timestamps
-from forwardlab.video.visualize import contact_sheet, save_image
+
+if TYPE_CHECKING:  # torch-heavy: imported when the demo runs, so `forwardlab --help` stays quick
+    from forwardlab.video.io import VideoInfo
 
 DEMO_SPLIT = "val"
 SHEET_FRAMES = 8
@@ -60,6 +60,9 @@ def run_demo(
 ) -> DemoResult:
     """Generate, probe, draw, evaluate the shipped models, report. `models=None` stops after drawing."""
     from forwardlab.video.data.synthetic import CLASSES, generate
+    from forwardlab.video.io import probe, read_frames
+    from forwardlab.video.sampling import uniform_timestamps
+    from forwardlab.video.visualize import contact_sheet, save_image
 
     started = time.perf_counter()
     console = console or Console()
@@ -211,6 +214,7 @@ def _report(
     n_clips: int,
 ) -> tuple[Path, Path]:
     from forwardlab.video.data.synthetic import CLASSES, TIME_REVERSED_PAIRS
+    from forwardlab.video.io import probe, read_frames
     from forwardlab.video.models.registry import get_entry
     from forwardlab.video.report_demo import GalleryItem, render_report
 
