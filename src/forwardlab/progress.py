@@ -7,15 +7,41 @@ from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 Advance = Callable[[int, int], None]
 
 
+class RateColumn(ProgressColumn):
+    """Items per second over Rich's recent window: throughput is what users tune workers and batches by."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.speed
+        return Text("" if speed is None else f"{speed:.1f} {self.unit}/s", style="progress.data.speed")
+
+
 @contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Advance]:
-    """Yield `advance(done, total)`, the callback library functions take as `progress=`."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+def progress_bar(description: str, total: int, *, unit: str | None = None) -> Iterator[Advance]:
+    """Yield `advance(done, total)`, the callback library functions take as `progress=`.
+
+    With `unit` ("videos", "clips") the bar also shows the rate in that unit per second.
+    """
+    rate = (RateColumn(unit),) if unit else ()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *rate, TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=total)
 

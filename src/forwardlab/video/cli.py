@@ -257,7 +257,7 @@ def evaluate(
 
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"unknown engine {engine!r}; use local or ray", param_hint="--engine")
-    with progress_bar("evaluating videos", 0) as advance:
+    with progress_bar("evaluating videos", 0, unit="videos") as advance:
         summary = run_evaluate(
             data, model, out=out, limit=limit, views=_parse_views(views), batch=batch, workers=workers,
             engine=engine, address=address, weights=weights, split=split, seed=seed, progress=advance,  # type: ignore[arg-type]

@@ -185,7 +185,7 @@ def _evaluate_models(
         start = time.perf_counter()
         # always from scratch: rows of an earlier demo may come from other weights (evaluate would resume them)
         shutil.rmtree(out / "eval" / name, ignore_errors=True)
-        with progress_bar(f"evaluating {name}", n_clips) as advance:
+        with progress_bar(f"evaluating {name}", n_clips, unit="videos") as advance:
             result = evaluate(
                 manifest, name, out=out / "eval" / name, split=DEMO_SPLIT, batch=16, workers=workers, progress=advance
             )
