@@ -390,7 +390,10 @@ def main() -> int:
             ("prototype N", "prototype", small, []),
         ]
         for label, worker, data, extra in plan:
-            r = run_worker(worker, data, Path(tmp) / label.replace(" ", "_"), timeout=600, extra=extra)
+            videos = 10 * n if data == large else n
+            # generous: a 2,000-video run on a busy 2-core machine takes most of an hour
+            timeout = 600 + 5 * videos
+            r = run_worker(worker, data, Path(tmp) / label.replace(" ", "_"), timeout=timeout, extra=extra)
             results[label] = r
             status = f"{r['videos_per_s']:.3f} videos/s" if r.get("ok") else r.get("error")
             print(f"  {label:12s} {status}  ({r.get('wall_s', 0):.1f}s)", file=sys.stderr, flush=True)
