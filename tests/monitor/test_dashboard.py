@@ -189,14 +189,19 @@ def test_only_a_key_opens_the_dashboard(board: Board) -> None:
 @pytest.mark.slow
 def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -> None:
     run_monitoring(scored_store, window="month", reference=REFERENCE, end=utc("2014-12-01"))
+    app = standalone_app(
+        str(scored_store.url), tmp_path, api_keys=[API_KEY], refresh_s=1.0
+    )  # networkidle needs 0.5 s quiet
     with (
-        start_server(standalone_app(str(scored_store.url), tmp_path, api_keys=[API_KEY])) as server,
+        start_server(app) as server,
         httpx.Client(base_url=server.base_url, headers={"X-API-Key": API_KEY}, timeout=30) as client,
+        open_page(server.base_url + "/dashboard/", headers={"X-API-Key": API_KEY}) as page,
     ):
         assert client.get("/").headers["location"] == "/dashboard/"
         first = client.get("/dashboard/api/summary")
         assert [w["label"][:7] for w in first.json()["windows"]] == ["2014-11"]
         assert first.json()["windows"][0]["reports"] == []  # reports off: no links to missing files
+        page.wait_for_selector("#chart-error[data-points='1']")
 
         run_monitoring(
             scored_store, window="month", reference=REFERENCE, start=utc("2014-12-01"), end=utc("2015-02-01")
@@ -204,6 +209,8 @@ def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -
         later = client.get("/dashboard/api/summary", headers={"If-None-Match": first.headers["etag"]})
         assert later.status_code == 200 and later.headers["etag"] != first.headers["etag"]
         assert [w["label"][:7] for w in later.json()["windows"]] == ["2014-11", "2014-12", "2015-01"]
+        page.wait_for_selector("#chart-error[data-points='3']")  # the open page redrew by itself
+        assert page.locator("#windows tbody tr").count() == 3
 
         run_monitoring(scored_store, window="14-days", reference=REFERENCE, end=utc("2014-12-01"))
         newest = summary(client)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, quote
 
+import sqlalchemy as sa
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -106,7 +107,10 @@ def dashboard_app(
         ] = None,
     ) -> Response:
         """The page's data (`summary.Summary`), with an ETag so an unchanged poll costs a 304."""
-        body = summarize(store, reports, window_spec=window, refresh_s=refresh_s).model_dump_json()
+        try:
+            body = summarize(store, reports, window_spec=window, refresh_s=refresh_s).model_dump_json()
+        except sa.exc.SQLAlchemyError as exc:  # the page keeps its last data and says it cannot update
+            raise HTTPException(503, f"metrics store unavailable: {type(exc).__name__}") from exc
         etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if request.headers.get("If-None-Match") == etag:
