@@ -111,19 +111,26 @@ def serve(
         ),
     ] = None,
     record: Annotated[bool, typer.Option(help="Store predictions (--no-record: only for comparisons).")] = True,
+    dashboard_reports: Annotated[
+        Path | None,
+        typer.Option(help="Also serve the dashboard at /dashboard, linking the reports in this folder (run's --out)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the price model over HTTP; every prediction is stored before it is answered.
 
     Routes: POST /v1/predict, POST /v1/ground-truth, GET /v1/predictions (header X-API-Key required),
-    GET /healthz, GET /metrics, GET /openapi.json. Prints `serving on URL` when ready.
+    GET /healthz, GET /metrics, GET /openapi.json; with --dashboard-reports, /dashboard/ (sign in with a key).
+    Prints `serving on URL` when ready.
 
     Example: FORWARDLAB_API_KEYS=secret forwardlab monitor serve --model models/price --store sqlite:///monitor.db
     """
     from forwardlab.monitor.server import serve_forever
     from forwardlab.monitor.service import app_from_paths
 
-    service = app_from_paths(model, store, api_keys_file=api_keys_file, record=record)
+    service = app_from_paths(
+        model, store, api_keys_file=api_keys_file, record=record, dashboard_reports=dashboard_reports
+    )
 
     def ready(url: str) -> None:
         typer.echo(f"serving on {url}")
@@ -313,6 +320,44 @@ def run_command(
             err.print(f"[yellow]alert not delivered:[/] {delivery.error}", highlight=False)
     timings = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in run.timings_s.items())
     err.print(f"{len(run.windows)} windows ({timings}) -> [bold]{run.json_path}[/]")
+
+
+@app.command()
+def dashboard(
+    store: Annotated[
+        str, typer.Option(help="Metrics store URL (as for `run`).", envvar="FORWARDLAB_STORE_URL")
+    ] = DEFAULT_STORE,
+    reports: Annotated[
+        Path, typer.Option(help="Folder of monitoring.json and reports/ (the --out of `run`); its files are linked.")
+    ] = Path("monitoring"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port; the URL is printed).")] = 8001,
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of API keys, one a line (the service's). Default: $FORWARDLAB_API_KEYS (comma-separated).",
+            envvar="FORWARDLAB_API_KEYS_FILE",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the monitoring dashboard: windows, error and drift charts, a feature x window drift heat map,
+    alerts, and each window's Evidently reports. It reads the store live, so new windows appear as `run`
+    (or the simulation) stores them. Sign in with one of the service's API keys; scripts may send the
+    X-API-Key header (GET /dashboard/api/summary is the page's data as JSON). Prints `dashboard on URL`.
+
+    Example: FORWARDLAB_API_KEYS=secret forwardlab monitor dashboard --store sqlite:///monitor.db --reports monitoring
+    """
+    from forwardlab.monitor.dashboard import app_from_paths
+    from forwardlab.monitor.server import serve_forever
+    from forwardlab.monitor.service import DASHBOARD_PATH
+
+    board = app_from_paths(store, reports, api_keys_file=api_keys_file)
+
+    def ready(url: str) -> None:
+        typer.echo(f"dashboard on {url}{DASHBOARD_PATH}/")
+
+    serve_forever(board, host=host, port=port, log_level=log_level, on_ready=ready)
 
 
 @contextlib.contextmanager

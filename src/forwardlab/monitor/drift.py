@@ -164,6 +164,7 @@ class StatTest(abc.ABC):
     display_name: ClassVar[str]  # Evidently's name for it, as its reports print it
     default_threshold: ClassVar[float]
     kinds: ClassVar[frozenset[str]]
+    p_value: ClassVar[bool] = False  # True: small scores mean drift
 
     def score(self, pair: ColumnPair) -> float:
         return float(self._score(pair))
@@ -173,6 +174,12 @@ class StatTest(abc.ABC):
 
     @abc.abstractmethod
     def drifted(self, score: float, threshold: float) -> bool: ...
+
+    def severity(self, score: float, threshold: float) -> float:
+        """The score against the threshold on one scale for every test (1: at the threshold, above: toward
+        drift), so a heat map can colour p-values and distances alike."""
+        low, high = (score, threshold) if self.p_value else (threshold, score)
+        return math.inf if low <= 0 else high / low
 
     def caveat(self, pair: ColumnPair) -> str | None:
         """Why this verdict should be read with care on this pair, if it should."""
@@ -193,6 +200,7 @@ class KolmogorovSmirnov(StatTest):
     """Two-sample K-S p-value (scipy's `ks_2samp`, exact up to 10,000 rows, asymptotic beyond)."""
 
     key, display_name, default_threshold = "ks", "K-S p_value", 0.05
+    p_value = True
     kinds = frozenset({"numerical"})
 
     def _score(self, pair: ColumnPair) -> float:
@@ -207,6 +215,7 @@ class ChiSquare(StatTest):
     """Chi-square goodness of fit of the current counts to the reference shares scaled to the current size."""
 
     key, display_name, default_threshold = "chisquare", "chi-square p_value", 0.05
+    p_value = True
     kinds = frozenset({"categorical"})
 
     def _score(self, pair: ColumnPair) -> float:
@@ -233,6 +242,7 @@ class ZTest(StatTest):
     """Two-proportion Z-test on the share of rows that are not the smallest value (meant for binary columns)."""
 
     key, display_name, default_threshold = "z", "Z-test p_value", 0.05
+    p_value = True
     kinds = frozenset({"categorical"})
 
     def _score(self, pair: ColumnPair) -> float:

@@ -162,6 +162,33 @@ def stored_records(store: Store, *, window_spec: str | None = None, end_before: 
         return [row.record for row in conn.execute(query)]
 
 
+def window_specs(store: Store) -> list[str]:
+    """The window specs (`month`, `week`, `N-days`) that have stored windows, most recently run first."""
+    ensure_tables(store)
+    w, r = windows_table, runs_table
+    latest = sa.func.max(r.c.created_at)
+    query = (
+        sa.select(w.c.window_spec)
+        .join(r, r.c.run_id == w.c.run_id)
+        .group_by(w.c.window_spec)
+        .order_by(latest.desc(), w.c.window_spec)
+    )
+    with store.engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
+def latest_run(store: Store, *, window_spec: str | None = None) -> dict[str, Any] | None:
+    """The newest stored run (optionally of one window spec) as a row dict, or None when there is none."""
+    ensure_tables(store)
+    r = runs_table
+    query = sa.select(r).order_by(r.c.created_at.desc()).limit(1)
+    if window_spec is not None:
+        query = query.where(r.c.window_spec == window_spec)
+    with store.engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else dict(row._mapping)
+
+
 def load_windows(store: Store) -> pd.DataFrame:
     """The window time series: one row per stored window, oldest first (without the JSON records)."""
     return _frame(store, windows_table, [c for c in windows_table.columns if c.name != "record"])

@@ -48,6 +48,7 @@ from forwardlab.monitor.schemas import (
 from forwardlab.monitor.store import LabelRequest, PredictionRecord, Store
 
 API_KEY_HEADER = "X-API-Key"
+DASHBOARD_PATH = "/dashboard"
 KEYS_ENV, KEYS_FILE_ENV = "FORWARDLAB_API_KEYS", "FORWARDLAB_API_KEYS_FILE"
 DEFAULT_MAX_BATCH_RECORDS = 256
 DEFAULT_MAX_WAIT_S = 0.002
@@ -71,6 +72,15 @@ def load_api_keys(keys: Iterable[str] | None = None, keys_file: str | Path | Non
     return frozenset()
 
 
+def key_is_valid(offered: str | None, keys: Iterable[bytes]) -> bool:
+    """Whether `offered` is one of `keys`, compared with every key in constant time so timing reveals nothing."""
+    given = (offered or "").encode()
+    valid = False
+    for k in keys:
+        valid |= hmac.compare_digest(given, k)
+    return valid
+
+
 def _clean(keys: Iterable[str]) -> frozenset[str]:
     return frozenset(k.strip() for k in keys if k.strip())
 
@@ -91,10 +101,12 @@ def create_app(
     max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS,
     max_wait_s: float = DEFAULT_MAX_WAIT_S,
     close_store: bool = False,
+    dashboard: FastAPI | None = None,
 ) -> FastAPI:
     """The service for `model`, recording into `store` (None: recording disabled, for comparison).
 
     The caller owns `store` unless `close_store` is set, in which case the app closes it on shutdown.
+    `dashboard` (`forwardlab.monitor.dashboard.dashboard_app`) is mounted at /dashboard when given.
     """
     keys = [k.encode() for k in _clean(api_keys)]
     if not keys:
@@ -142,11 +154,7 @@ def create_app(
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="One of the service's keys.")
 
     def require_key(key: Annotated[str | None, Security(key_header)]) -> None:
-        offered = (key or "").encode()
-        valid = False
-        for k in keys:  # compare with every key, in constant time, so timing reveals nothing
-            valid |= hmac.compare_digest(offered, k)
-        if not valid:
+        if not key_is_valid(key, keys):
             raise HTTPException(
                 401, f"missing or invalid API key (header {API_KEY_HEADER})", {"WWW-Authenticate": "ApiKey"}
             )
@@ -260,6 +268,8 @@ def create_app(
     async def prometheus_metrics() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    if dashboard is not None:
+        app.mount(DASHBOARD_PATH, dashboard)
     return app
 
 
@@ -270,14 +280,25 @@ def app_from_paths(
     api_keys: Iterable[str] | None = None,
     api_keys_file: str | Path | None = None,
     record: bool = True,
+    dashboard_reports: str | Path | None = None,
 ) -> FastAPI:
-    """Load the model, open the store, resolve the keys: the app `forwardlab monitor serve` runs."""
+    """Load the model, open the store, resolve the keys: the app `forwardlab monitor serve` runs.
+
+    `dashboard_reports`: also serve the dashboard at /dashboard, over this store and these reports.
+    """
     keys = load_api_keys(api_keys, api_keys_file)
     if not keys:
         raise ServiceConfigError(f"no API keys: pass --api-keys-file, or set {KEYS_ENV} or {KEYS_FILE_ENV}")
+    if dashboard_reports is not None and not record:
+        raise ServiceConfigError("the dashboard reads the store: it cannot be served with recording disabled")
     model = load_model(model_path)
     store = Store(store_url) if record else None
-    return create_app(model, store, api_keys=keys, close_store=True)
+    dashboard = None
+    if dashboard_reports is not None and store is not None:
+        from forwardlab.monitor.dashboard import dashboard_app
+
+        dashboard = dashboard_app(store, dashboard_reports, api_keys=keys)
+    return create_app(model, store, api_keys=keys, close_store=True, dashboard=dashboard)
 
 
 def _first_line(exc: BaseException) -> str:
