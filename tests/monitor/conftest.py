@@ -13,6 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from forwardlab.monitor import results
 from forwardlab.monitor.data import PreparedData, load_raw, prepare, write_prepared
 from forwardlab.monitor.model import FEATURES, PriceModel, save_model, train
 from forwardlab.monitor.server import RunningServer, start_server
@@ -73,11 +74,13 @@ def _postgres_param() -> object:
 
 @pytest.fixture(params=[pytest.param("sqlite", id="sqlite"), _postgres_param()])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty store of each backend: a new SQLite file, or the test PostgreSQL with tables dropped."""
+    """An empty store of each backend: a new SQLite file, or the test PostgreSQL with all tables dropped
+    (the monitoring results' too, so no test sees another's windows or alerts)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     url = str(request.param)
     engine = sa.create_engine(url)
+    results.results_metadata.drop_all(engine)
     metadata.drop_all(engine)
     engine.dispose()
     return url

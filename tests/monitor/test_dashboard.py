@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import parse_alert_config
@@ -251,9 +250,6 @@ def test_the_command_serves_it(scored_store: Store, tmp_path: Path) -> None:
 def test_serve_mounts_it_on_the_service(model_dir: Path, store_url: str, tmp_path: Path) -> None:
     from forwardlab.monitor.service import app_from_paths as service_from_paths
 
-    engine = sa.create_engine(store_url)
-    results.results_metadata.drop_all(engine)  # other tests leave runs in the shared PostgreSQL
-    engine.dispose()
     with pytest.raises(ServiceConfigError, match="recording disabled"):
         service_from_paths(model_dir, store_url, api_keys=[API_KEY], record=False, dashboard_reports=tmp_path)
     app = service_from_paths(model_dir, store_url, api_keys=[API_KEY], dashboard_reports=tmp_path)
