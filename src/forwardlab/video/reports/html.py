@@ -26,7 +26,8 @@ h1 { font-size: 1.7em; margin-bottom: .2em; } h2 { margin-top: 2em; border-botto
 table { border-collapse: collapse; margin: .6em 0; } td, th { padding: 3px 8px; border: 1px solid #e3e3e3; }
 th { background: #f6f6f6; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { color: #137333; font-weight: 600; } .bad { color: #c5221f; font-weight: 600; }
-tr.ok td.truth, td.ok { background: #e6f4ea; } tr.bad td.truth, td.bad { background: #fce8e6; }
+tr.is-correct td.truth { background: #e6f4ea; } tr.is-incorrect td.truth { background: #fce8e6; }
+.gallery table { width: 100%; } .gallery td { vertical-align: middle; } .gallery a { overflow-wrap: anywhere; }
 .note { background: #f7f4ea; border-left: 4px solid #d8b74a; padding: .6em 1em; }
 .small { color: #666; font-size: 12px; } .missing { color: #999; font-style: italic; font-size: 12px; }
 .plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: .5em; align-items: start; }
