@@ -87,9 +87,9 @@ def render_gallery(rows: Sequence[GalleryRow], *, ident: str = "gallery", with_p
             thumb = Html(f"<span class='missing'>no thumbnail: {esc(r.thumb_error or 'not decoded')}</span>")
         clip = link(r.video_href, r.key) if r.video_href else esc(r.key)
         details = f"<br><span class='small'>{esc(r.details)}</span>" if r.details else ""
-        status = (
-            {True: " class='is-correct'", False: " class='is-incorrect'"}.get(r.correct, "") if with_predictions else ""
-        )
+        status = ""
+        if with_predictions and r.correct is not None:
+            status = " class='is-correct'" if r.correct else " class='is-incorrect'"
         cells = f"<td>{thumb}</td><td>{clip}{details}</td><td class='truth'>{esc(r.label or '-')}</td>"
         if with_predictions:
             cells += f"<td>{_predictions(r)}</td>"

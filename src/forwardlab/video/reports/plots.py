@@ -51,11 +51,10 @@ def histogram(
     fig = _figure(6.0, 2.8)
     ax = fig.add_subplot()
     if data.size:
+        edges: int | list[float] = bins
         if log_x and (data > 0).all() and data.max() > data.min():
-            edges = np.geomspace(data.min(), data.max(), bins + 1)
+            edges = np.geomspace(data.min(), data.max(), bins + 1).tolist()
             ax.set_xscale("log")
-        else:
-            edges = bins  # type: ignore[assignment]
         ax.hist(data, bins=edges, color=_BLUE)
     for k, (x, label) in enumerate(sorted(marks)):
         ax.axvline(x, color=_RED, linestyle="--", linewidth=1)
