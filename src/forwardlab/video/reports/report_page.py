@@ -24,6 +24,7 @@ REPORT_NAME = "report.html"
 FILES_DIR = "report_files"
 HEATMAP_CLASSES = 30
 PAIRS_SHOWN = 20
+FAILURES_SHOWN = 200  # summary.json lists them all
 _LINKS = [
     ("summary", "summary"),
     ("failures", "failures"),
@@ -89,9 +90,11 @@ def _failures(run: EvalRun, page_dir: Path) -> Html:
         return section("Failures", Html("<p>Every selected clip was evaluated.</p>"), anchor="failures")
     rows = (
         [link(relative_href(run.root / f["path"], page_dir), f["path"]), f["status"], f.get("reason") or ""]
-        for f in failures
+        for f in failures[:FAILURES_SHOWN]
     )
-    return section("Failures", table(["clip", "status", "reason"], rows), anchor="failures")
+    more = len(failures) - FAILURES_SHOWN
+    tail = Html(f"<p class='small'>{more} more in summary.json.</p>" if more > 0 else "")
+    return section("Failures", table(["clip", "status", "reason"], rows), tail, anchor="failures")
 
 
 def _per_class(run: EvalRun) -> Html:
