@@ -34,6 +34,7 @@ bench: $(STAMP) system-deps
 	$(PY) benchmarks/serve.py
 	$(PY) benchmarks/drift.py
 	$(PY) benchmarks/evaluate.py
+	$(PY) benchmarks/explore.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

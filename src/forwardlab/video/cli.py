@@ -14,6 +14,7 @@ from forwardlab.progress import progress_bar
 from forwardlab.video.data.cli import dataset_app, kinetics_app
 from forwardlab.video.demo import DEMO_PER_CLASS
 from forwardlab.video.errors import VideoDecodeError
+from forwardlab.video.reports import cli as reports_cli
 from forwardlab.video.train_cli import train as train_command
 
 app = typer.Typer(
@@ -23,6 +24,8 @@ app = typer.Typer(
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(kinetics_app, name="kinetics")
 app.command("train")(train_command)
+for _name in ("explore", "report", "gallery", "preview"):
+    app.command(_name)(getattr(reports_cli, _name))
 console = Console()
 
 

@@ -6,9 +6,7 @@ Everything on the page comes from the figures `demo.run_demo` computes (the same
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from forwardlab.video.reports.html import pct, png_data_uri
 from forwardlab.video.visualize import contact_sheet
 
 _CSS = """
@@ -46,19 +45,9 @@ class GalleryItem:
     predictions: Mapping[str, str]
 
 
-def _png_data_uri(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _strip(frames: torch.Tensor) -> Image.Image:
     """The clip's frames in rows of 8 (16 frames at 48x72 stay readable at 1.5x)."""
     return contact_sheet([("", frames)], max_cols=8)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def _cell_colour(value: int, row_total: int, diagonal: bool) -> str:
@@ -88,13 +77,13 @@ def _explanation(models: Mapping[str, Mapping[str, Any]], pairs: Sequence[tuple[
     measured = ""
     if flat is not None:
         measured = (
-            f"<p>Here: <b>{_pct(flat['time_reversed_top1'])}</b> top-1 on the pair classes against "
-            f"<b>{_pct(flat['single_frame_top1'])}</b> on the single-frame classes; "
+            f"<p>Here: <b>{pct(flat['time_reversed_top1'])}</b> top-1 on the pair classes against "
+            f"<b>{pct(flat['single_frame_top1'])}</b> on the single-frame classes; "
             f"{flat['twin_confusions']} of its answers on pair classes name the exact time-reversed twin.</p>"
         )
     if factorized is not None:
         measured += (
-            f"<p>The (2+1)D model reaches <b>{_pct(factorized['time_reversed_top1'])}</b> on the same pair classes.</p>"
+            f"<p>The (2+1)D model reaches <b>{pct(factorized['time_reversed_top1'])}</b> on the same pair classes.</p>"
         )
     return (
         "<h2>Why the 2D model confuses the time-reversed pairs</h2><div class='note'>"
@@ -145,10 +134,10 @@ def render_report(
     for name in names:
         m = models[name]
         rows.append(
-            f"<tr><th>{html.escape(titles.get(name, name))}</th><td class='num'>{_pct(m['top1'])}</td>"
-            f"<td class='num'>{_pct(m['top5'])}</td><td class='num'>{_pct(m['mean_class_accuracy'])}</td>"
-            f"<td class='num'>{_pct(m['single_frame_top1'])}</td><td class='num'>{_pct(m['time_reversed_top1'])}</td>"
-            f"<td class='num'>{_pct(m['pair_top1'])}</td></tr>"
+            f"<tr><th>{html.escape(titles.get(name, name))}</th><td class='num'>{pct(m['top1'])}</td>"
+            f"<td class='num'>{pct(m['top5'])}</td><td class='num'>{pct(m['mean_class_accuracy'])}</td>"
+            f"<td class='num'>{pct(m['single_frame_top1'])}</td><td class='num'>{pct(m['time_reversed_top1'])}</td>"
+            f"<td class='num'>{pct(m['pair_top1'])}</td></tr>"
         )
     parts += [
         "<h2>Summary</h2><table><tr><th>model</th><th>top-1</th><th>top-5</th><th>mean class acc.</th>"
@@ -166,7 +155,7 @@ def render_report(
             acc = models[n]["per_class_top1"].get(c)
             width = 0 if acc is None else round(100 * acc)
             bar = f"<span class='bar{' b2' if k % 2 else ''}' style='width:{width}px'></span>"
-            cells.append(f"<td>{bar}{_pct(acc)}</td>")
+            cells.append(f"<td>{bar}{pct(acc)}</td>")
         kind = "<span class='pair'>time-reversed pair</span>" if c in paired else "single-frame cue"
         lines.append(f"<tr><th>{html.escape(c)}</th><td class='small'>{kind}</td>{''.join(cells)}</tr>")
     parts += [
@@ -202,7 +191,7 @@ def render_report(
         )
         parts.append(
             f"<tr><td><img alt='{html.escape(item.path)}' width='{strip.width * 3 // 2}' "
-            f"src='{_png_data_uri(strip)}'></td>"
+            f"src='{png_data_uri(strip)}'></td>"
             f"<th>{html.escape(item.label)}</th>{guesses}</tr>"
         )
     parts.append("</table>")

@@ -173,13 +173,23 @@ class Manifest:
             out.setdefault(split, {s: 0 for s in STATUSES})[status] = n
         return out
 
-    def refresh(self, *, workers: int = 4, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    def refresh(
+        self,
+        *,
+        workers: int = 4,
+        progress: Callable[[int, int], None] | None = None,
+        only_unprobed: bool = False,
+    ) -> dict[str, int]:
         """Rebuild every row's status from disk: missing, downloaded (probes fine) or corrupt (with why).
 
         Clips whose file size and mtime have not changed since their last successful probe keep their
         probe fields without being opened again, so re-running `status` on a large dataset is quick.
+        `only_unprobed` checks just the rows without probe fields that are not known corrupt (what
+        exploring needs): rows whose metadata is already known are not even looked up on disk.
         """
         records = self.records()
+        if only_unprobed:
+            records = [r for r in records if r.duration_s is None and r.status != "corrupt"]
         done = 0
         updated: list[ClipRecord] = []
 
