@@ -14,25 +14,20 @@ from typing import Any
 import torch
 from PIL import Image
 
-from forwardlab.video.reports.html import pct, png_data_uri
+from forwardlab.video.reports.html import CSS, pct, png_data_uri
 from forwardlab.video.visualize import contact_sheet
 
-_CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2em auto; max-width: 1150px;
-       color: #1d1d1f; padding: 0 1em; }
-h1 { font-size: 1.7em; margin-bottom: .2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: .6em 0; } td, th { padding: 3px 8px; border: 1px solid #e3e3e3; }
-th { background: #f6f6f6; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+_CSS = (
+    CSS
+    + """
 .bar { display: inline-block; height: 10px; background: #4a7bd0; vertical-align: middle; margin-right: 6px; }
 .bar.b2 { background: #e0823d; } .pair { color: #8a4baf; font-weight: 600; }
 .cm td { width: 26px; height: 22px; text-align: center; font-size: 12px; border: 1px solid #fff; padding: 1px; }
 .cm th { font-size: 11px; font-weight: normal; } .cm th.col { writing-mode: vertical-rl; transform: rotate(180deg);
        white-space: nowrap; height: 150px; vertical-align: bottom; }
-.ok { color: #137333; font-weight: 600; } .bad { color: #c5221f; font-weight: 600; }
-.gallery td { vertical-align: middle; } .gallery img { image-rendering: pixelated; display: block; }
-.note { background: #f7f4ea; border-left: 4px solid #d8b74a; padding: .6em 1em; }
-.small { color: #666; font-size: 12px; }
+.gallery img { image-rendering: pixelated; display: block; }
 """
+)
 
 
 @dataclass(frozen=True)
