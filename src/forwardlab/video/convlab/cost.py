@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from forwardlab.errors import ForwardlabError
-from forwardlab.video.convlab.models import ClipShape, random_model, recipe_shape
+from forwardlab.video.convlab.models import ClipShape, clip_must_fit, random_model, recipe_shape
 from forwardlab.video.models.registry import get_entry
 from forwardlab.video.models.tiny import FrameConv, TimeConv, r2plus1d_mid_channels
 
@@ -123,10 +123,8 @@ def model_cost(name: str, *, frames: int | None = None, size: int | tuple[int, i
     shape = recipe_shape(entry, frames, size)
     model = random_model(entry, device="meta")
     params = sum(p.numel() for p in model.parameters())
-    try:
+    with clip_must_fit(name, shape):
         macs, layers, stages = count(model, shape.batch())
-    except RuntimeError as exc:
-        raise ForwardlabError(f"{name}: cannot run a {shape} clip ({str(exc).splitlines()[0]})") from exc
     published = shape == reference_shape(name)
     return ModelCost(
         model=name,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from forwardlab.errors import ForwardlabError
-from forwardlab.video.convlab.models import recipe_shape, trained_or_random
+from forwardlab.video.convlab.models import clip_must_fit, recipe_shape, trained_or_random
 from forwardlab.video.convlab.receptive_field import StageField, trace_fields
 from forwardlab.video.models.registry import get_entry
 
@@ -155,7 +155,8 @@ def measure(
     if shift is not None and shift < 1:
         raise ForwardlabError(f"shift {shift}: must be at least 1 (frames or pixels)")
     model = model.eval()
-    fields = trace_fields(copy.deepcopy(model).to("meta"), clip, stages)
+    with clip_must_fit(type(model).__name__, "x".join(map(str, clip))):
+        fields = trace_fields(copy.deepcopy(model).to("meta"), clip, stages)
     usable = [f for f in fields if f.traced and f.grid is not None and max(f.grid) > 1]
     if not usable:
         raise ForwardlabError("no stage with a traceable T x H x W grid: equivariance needs conv/pool stages")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -55,3 +57,12 @@ def trained_or_random(name: str) -> tuple[nn.Module, bool]:
     if find_weights(entry) is not None:
         return load_model(name, pretrained=True, offline=True).model, True
     return random_model(entry), False
+
+
+@contextlib.contextmanager
+def clip_must_fit(what: str, clip: object) -> Iterator[None]:
+    """Turn torch's error for a clip too small for a model's kernels into one line naming the model and clip."""
+    try:
+        yield
+    except RuntimeError as exc:
+        raise ForwardlabError(f"{what}: cannot run a {clip} clip ({str(exc).splitlines()[0]})") from exc

@@ -21,7 +21,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from forwardlab.video.convlab.models import ClipShape, random_model, recipe_shape
+from forwardlab.video.convlab.models import ClipShape, clip_must_fit, random_model, recipe_shape
 from forwardlab.video.models.registry import get_entry
 
 Triple = tuple[int, int, int]
@@ -230,7 +230,8 @@ def model_fields(name: str, *, frames: int | None = None, size: int | tuple[int,
     """`trace_fields` for registry model `name` on its recipe's clip (or the given one); weights do not matter."""
     entry = get_entry(name)
     shape: ClipShape = recipe_shape(entry, frames, size)
-    stages = trace_fields(random_model(entry, device="meta"), shape.thw)
+    with clip_must_fit(name, shape):
+        stages = trace_fields(random_model(entry, device="meta"), shape.thw)
     return ModelField(name, str(shape), entry.recipe.fps, stages)
 
 
