@@ -64,10 +64,11 @@ def first_layer(model: nn.Module) -> FirstLayer:
     raise ForwardlabError(f"{type(model).__name__}: no Conv3d layer reads the 3 colour channels")
 
 
-def filter_frames(weight: torch.Tensor, *, scale: int = 6, max_filters: int = 64) -> list[Image.Image]:
+def filter_frames(weight: torch.Tensor, *, scale: int | None = None, max_filters: int = 64) -> list[Image.Image]:
     """One grid image per temporal tap; every filter is normalised on its own (its largest |value| -> 255)."""
     weight = weight[:max_filters]
     n, _, taps, kh, kw = weight.shape
+    scale = scale or max(6, 42 // max(kh, kw))  # tiles of about 42 pixels, whatever the kernel size
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     peak = weight.abs().amax(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-12)
@@ -107,7 +108,7 @@ class FilterImages:
         return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
 
 
-def render_filters(name: str, out: Path, *, scale: int = 6, max_filters: int = 64) -> FilterImages:
+def render_filters(name: str, out: Path, *, scale: int | None = None, max_filters: int = 64) -> FilterImages:
     """Write `out/<name>_filters.gif` (animated over the taps) and `out/<name>_filters.png` (the middle tap)."""
     model, trained = trained_or_random(name)
     layer = first_layer(model)

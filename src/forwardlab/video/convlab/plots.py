@@ -50,6 +50,8 @@ def equivariance_bars(results: Sequence[EquivarianceResult]) -> bytes:
         border = [s.error_border or 0.0 for s in stages]
         axis.bar([i - 0.2 for i in x], interior, width=0.4, label="interior", color="#4a7bd0")
         axis.bar([i + 0.2 for i in x], border, width=0.4, label="border", color="#e0823d")
+        if stages and not any(interior + border):
+            axis.text(0.5, 0.5, "all errors 0:\nexactly equivariant", transform=axis.transAxes, ha="center")
         for i, s in enumerate(stages):
             if s.error_interior is None:
                 axis.text(i - 0.2, 0.01, "none", rotation=90, fontsize=7, ha="center", va="bottom")

@@ -111,9 +111,9 @@ def _cost_section(costs: Sequence[ModelCost], variants: Sequence[ConvVariant], c
         [
             f"<th>{html.escape(c.model)}</th>",
             _td(c.clip, num=False),
-            _td(f"{c.params / 1e6:.2f}"),
-            _td(f"{c.gmacs:.2f}"),
-            _td(None if c.published_gmacs is None else f"{c.published_gmacs:.2f}"),
+            _td(f"{c.params / 1e6:.3f}"),
+            _td(f"{c.gmacs:.3f}"),
+            _td(None if c.published_gmacs is None else f"{c.published_gmacs:.3f}"),
             _td(None if c.gmacs_diff is None else f"{100 * c.gmacs_diff:+.3f}%"),
             _td(None if c.params_diff is None else f"{100 * c.params_diff:+.3f}%"),
         ]
