@@ -138,7 +138,7 @@ def equivariance(
 
     if axis not in AXES:
         raise ForwardlabError(f"--axis {axis!r}: expected one of {', '.join(AXES)}")
-    result = model_equivariance(model, axis=axis, shift=shift, frames=frames, size=size, seed=seed)  # type: ignore[arg-type]
+    result = model_equivariance(model, axis=axis, shift=shift, frames=frames, size=size, seed=seed)
     if as_json:
         _echo_json(result.to_dict())
         return

@@ -81,7 +81,8 @@ def filter_frames(weight: torch.Tensor, *, scale: int | None = None, max_filters
             tile = Image.fromarray(pixels[i, :, t].permute(1, 2, 0).numpy())
             r, c = divmod(i, cols)
             grid.paste(
-                tile.resize((tile_w, tile_h), Image.NEAREST), (_PAD + c * (tile_w + _PAD), _PAD + r * (tile_h + _PAD))
+                tile.resize((tile_w, tile_h), Image.Resampling.NEAREST),
+                (_PAD + c * (tile_w + _PAD), _PAD + r * (tile_h + _PAD)),
             )
         ImageDraw.Draw(grid).text((_PAD, grid.height - 12), f"tap {t + 1}/{taps}", fill=(230, 230, 230))
         frames.append(grid)

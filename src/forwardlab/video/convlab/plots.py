@@ -28,7 +28,9 @@ def receptive_field_plot(models: Sequence[ModelField]) -> bytes:
     for model in models:
         stages = [s for s in model.stages if s.traced and s.grid is not None and max(s.grid) > 1]
         if stages:
-            axis.plot([s.rf_frames for s in stages], [s.rf_height for s in stages], marker="o", label=model.model)
+            axis.plot(
+                [s.rf_frames or 1 for s in stages], [s.rf_height or 1 for s in stages], marker="o", label=model.model
+            )
     axis.plot([1, 400], [1, 400], color="#999", linestyle=":", label="isotropic (frames = pixels)")
     axis.set_xscale("log")
     axis.set_yscale("log")

@@ -60,14 +60,14 @@ def _triple(value: Any, default: int | None = None) -> Triple:
     if isinstance(value, int):
         return value, value, value
     values = tuple(int(v) for v in value)
-    return values if len(values) == 3 else (values[0],) * 3  # type: ignore[return-value]
+    return (values[0], values[1], values[2]) if len(values) == 3 else (values[0], values[0], values[0])
 
 
 def _module_field(module: nn.Module, field: Field) -> Field:
     if isinstance(module, nn.Conv3d):
         return field.through(_triple(module.kernel_size), _triple(module.stride), _triple(module.dilation))
-    kernel = _triple(module.kernel_size)  # type: ignore[arg-type]
-    stride = _triple(module.stride, default=kernel[0]) if module.stride is not None else kernel  # type: ignore[arg-type]
+    kernel = _triple(module.kernel_size)
+    stride = _triple(module.stride, default=kernel[0]) if module.stride is not None else kernel
     dilation = _triple(getattr(module, "dilation", 1))
     return field.through(kernel, stride, dilation)
 
@@ -77,7 +77,7 @@ def _functional_field(name: str, args: Sequence[Any], kwargs: dict[str, Any], fi
         weight = args[1] if len(args) > 1 else kwargs["weight"]
         stride = args[3] if len(args) > 3 else kwargs.get("stride", 1)
         dilation = args[5] if len(args) > 5 else kwargs.get("dilation", 1)
-        return field.through(tuple(weight.shape[2:]), _triple(stride), _triple(dilation))  # type: ignore[arg-type]
+        return field.through(_triple(weight.shape[2:]), _triple(stride), _triple(dilation))
     kernel = _triple(args[1] if len(args) > 1 else kwargs["kernel_size"])
     stride = args[2] if len(args) > 2 else kwargs.get("stride")
     dilation = (args[4] if len(args) > 4 else kwargs.get("dilation", 1)) if "max" in name else 1
@@ -126,9 +126,8 @@ class _Tracer(TorchFunctionMode):
             if name in _FUNCTIONAL and inputs[0] is args[0]:
                 self.set(tensor, _functional_field(name, args, kwargs, self.get(args[0])))  # type: ignore[arg-type]
             elif name in _GLOBAL and _grid(tensor) == (1, 1, 1):
-                self.set(
-                    tensor, Field(tuple(max(r, c) for r, c in zip(merged.size, self.clip, strict=True)), merged.jump)
-                )  # type: ignore[arg-type]
+                whole = [max(r, c) for r, c in zip(merged.size, self.clip, strict=True)]
+                self.set(tensor, Field((whole[0], whole[1], whole[2]), merged.jump))
             elif name == "pad" or any(_grid(tensor) == _grid(t) for t in inputs):
                 self.set(tensor, merged)
         return out
