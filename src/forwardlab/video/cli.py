@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from forwardlab.progress import progress_bar
+from forwardlab.video.convlab.cli import convlab_app
 from forwardlab.video.data.cli import dataset_app, kinetics_app
 from forwardlab.video.demo import DEMO_PER_CLASS
 from forwardlab.video.errors import VideoDecodeError
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(kinetics_app, name="kinetics")
+app.add_typer(convlab_app, name="convlab")
 app.command("train")(train_command)
 for _name in ("explore", "report", "gallery", "preview"):
     app.command(_name)(getattr(reports_cli, _name))

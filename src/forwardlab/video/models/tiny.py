@@ -90,6 +90,12 @@ class TimeConv(nn.Conv3d):
         return y.reshape(b, y.shape[1], y.shape[2], h, w)
 
 
+def r2plus1d_mid_channels(c_in: int, c_out: int, kernel_t: int = 3, kernel_s: int = 3) -> int:
+    """R(2+1)D's middle width: as many parameters as the full kernel, t*k*k*in*out = mid*(k*k*in + t*out)."""
+    full = kernel_t * kernel_s * kernel_s * c_in * c_out
+    return max(1, full // (kernel_s * kernel_s * c_in + kernel_t * c_out))
+
+
 def _conv(kind: ConvKind, c_in: int, c_out: int, stride: int) -> nn.Module:
     """The one thing the three networks do differently: a `c_in -> c_out` convolution, spatial `stride`."""
     if kind == "2d":
@@ -97,8 +103,7 @@ def _conv(kind: ConvKind, c_in: int, c_out: int, stride: int) -> nn.Module:
     if kind == "3d":
         return nn.Conv3d(c_in, c_out, (3, 3, 3), stride=(1, stride, stride), padding=(1, 1, 1), bias=False)
     if kind == "2plus1d":
-        # R(2+1)D's rule: as many parameters as the 3x3x3 kernel, 27*in*out = mid*(9*in + 3*out)
-        mid = max(1, (27 * c_in * c_out) // (9 * c_in + 3 * c_out))
+        mid = r2plus1d_mid_channels(c_in, c_out)
         return nn.Sequential(
             FrameConv(c_in, mid, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
             nn.BatchNorm3d(mid),
