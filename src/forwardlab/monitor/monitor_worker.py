@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
 from threadpoolctl import threadpool_limits
 
 from forwardlab.fileio import write_text_atomic
@@ -111,6 +113,9 @@ def _worker_start(parent_pid: int, reports: bool) -> None:
 
     threading.Thread(target=watch, name="forwardlab-parent-watch", daemon=True).start()
     threadpool_limits(limits=1, user_api="blas")  # small matrices; more threads only contend for the cores
+    # Evidently's regression report computes R² on error segments that can hold a single row; scikit-learn's
+    # warning about it says nothing about our results and would be printed once per month.
+    warnings.filterwarnings("ignore", category=UndefinedMetricWarning)
     if reports:
         import forwardlab.monitor.reports  # noqa: F401  (Evidently: about 5 s of CPU, needed by the first month)
 
@@ -126,14 +131,14 @@ def _monitor_window(
     reference_end: pd.Timestamp,
     reports: bool,
     alerts: dict[str, Any],
-    drift: dict[str, Any],
+    features: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """In a worker: monitor one window; its findings, and the run's monitoring.json document."""
     store = _stores.get(store_url) or _stores.setdefault(store_url, Store(store_url))
     run = run_monitoring(
         store,
         window=WINDOW,
-        config=DriftConfig.model_validate(drift),
+        config=DriftConfig.model_validate(features),
         reference=ReferenceSource(end=reference_end.to_pydatetime()),
         start=start.to_pydatetime(),
         end=end.to_pydatetime(),

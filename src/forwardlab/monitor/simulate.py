@@ -169,7 +169,7 @@ def simulate(
     on_month: Callable[[MonthResult], None] | None = None,
     progress: Advance | None = None,
 ) -> SimulationResult:
-    """Replay the production period month by month (see the module); stop after `max_months` new months.
+    """Replay the production period month by month (see the module); only its first `max_months` if given.
 
     `data`: a raw kc_house_data.csv path, a scenario name (or `synthetic`), or None to download the King
     County file. `alerts` default to `DEFAULT_ALERT_RULES`; `drift` (the feature tests) to Evidently's choices
@@ -214,7 +214,7 @@ def simulate(
         )
         counts: dict[int, tuple[int, int]] = {}
         done = [MonthResult(**m) for m in state["months"]]
-        todo = plan[len(done) :][:max_months]
+        todo = plan[len(done) : max_months]
         try:
             clock = time.perf_counter()
             model = _trained_model(prepared, out / MODEL_DIR)
