@@ -62,9 +62,7 @@ class ClipSpec:
 
 
 def _spec(codec: str, w: int, h: int, fps: int, seed: int) -> ClipSpec:
-    return ClipSpec(
-        name=f"{codec}_{w}x{h}_{fps}fps_s{seed}", codec=codec, width=w, height=h, fps=fps, seed=seed
-    )
+    return ClipSpec(name=f"{codec}_{w}x{h}_{fps}fps_s{seed}", codec=codec, width=w, height=h, fps=fps, seed=seed)
 
 
 # The quick corpus is a subset of the default one, so a default run reuses its files.
@@ -281,9 +279,7 @@ def _encode(spec: ClipSpec, dst: Path) -> None:
             for i, rgb in enumerate(_frames(spec)):
                 # convert to I420 here: PyAV/swscale's rgb24->yuv420p at widths like 340 is not
                 # byte-reproducible from run to run, OpenCV's conversion is
-                frame = av.VideoFrame.from_ndarray(
-                    cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p"
-                )
+                frame = av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
                 frame.pts = i
                 frame.time_base = tb
                 container.mux(stream.encode(frame))

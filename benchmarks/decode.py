@@ -116,9 +116,7 @@ def _setup_prototype(clips: list[str]) -> tuple[Callable[[str], Any], dict]:
             s = min(h, w)
             y0, x0 = (h - s) // 2, (w - s) // 2
             cache.append(
-                cv2.resize(
-                    rgb[y0 : y0 + s, x0 : x0 + s], (PROTO_HW, PROTO_HW), interpolation=cv2.INTER_LINEAR
-                )
+                cv2.resize(rgb[y0 : y0 + s, x0 : x0 + s], (PROTO_HW, PROTO_HW), interpolation=cv2.INTER_LINEAR)
             )
         cap.release()
         frames = np.stack(cache)  # the prototype's in-memory "cache": (N, 224, 224, 3) float32
@@ -201,9 +199,7 @@ def _setup_torchcodec(seek_mode: Any) -> Callable[[list[str]], tuple[Callable[[s
     return setup
 
 
-def _setup_ours(
-    mode: Any, cached_probe: bool = False
-) -> Callable[[list[str]], tuple[Callable[[str], Any], dict]]:
+def _setup_ours(mode: Any, cached_probe: bool = False) -> Callable[[list[str]], tuple[Callable[[str], Any], dict]]:
     def setup(clips: list[str]) -> tuple[Callable[[str], Any], dict]:
         import torch  # noqa: F401  (read_frames returns torch tensors: count the import, not the first decode)
 
@@ -306,9 +302,7 @@ def worker_main(args: argparse.Namespace) -> int:
                     per_clip.append({"clip": Path(clip).name, **stats()})
                     got, want = (
                         per_clip[-1]["shape"],
-                        EXPECTED_SHAPE[
-                            APPROACHES[args.worker][1] == "views", args.worker in ("prototype", "decord")
-                        ],
+                        EXPECTED_SHAPE[APPROACHES[args.worker][1] == "views", args.worker in ("prototype", "decord")],
                     )
                     if got != want:
                         raise AssertionError(f"{Path(clip).name}: output shape {got}, expected {want}")
@@ -552,9 +546,7 @@ def render(
             row["error"] = r.get("error", "failed")
         mv_rows.append(row)
     mv_ok = {r["approach"]: r for r in mv_rows if "views_per_s" in r}
-    mv_ratio = (
-        mv_ok["mv-ours"]["views_per_s"] / mv_ok["mv-separate"]["views_per_s"] if len(mv_ok) == 2 else None
-    )
+    mv_ratio = mv_ok["mv-ours"]["views_per_s"] / mv_ok["mv-separate"]["views_per_s"] if len(mv_ok) == 2 else None
     if "mv-ours" in mv_ok:
         mv_ok["mv-ours"]["vs_separate"] = mv_ratio
     if "mv-separate" in mv_ok:
@@ -613,9 +605,7 @@ def render(
         f"machine: {m['cpu']} | {m['usable_cores']} usable / {m['logical_cores']} logical cores | "
         f"{m['mem_gib']} GiB | Python {m['python']}"
     )
-    console_print(
-        "versions: " + ", ".join(f"{k} {v if v else 'not installed'}" for k, v in meta["versions"].items())
-    )
+    console_print("versions: " + ", ".join(f"{k} {v if v else 'not installed'}" for k, v in meta["versions"].items()))
     console_print(
         f"corpus: {c['n_clips']} clips x {c['duration_s']}s ({c['summary']}); multi-view on "
         f"{c['mv_n_clips']} of them; task: {N_FRAMES} uniform frames at {OUT_HW}x{OUT_HW}; "
@@ -643,9 +633,7 @@ def render(
             continue
         note = ""
         if "max_error_s" in row:
-            note = (
-                f"ts error mean {row['mean_error_s'] * 1000:.1f} ms, max {row['max_error_s'] * 1000:.1f} ms"
-            )
+            note = f"ts error mean {row['mean_error_s'] * 1000:.1f} ms, max {row['max_error_s'] * 1000:.1f} ms"
         body.append(
             [
                 row["label"],
@@ -733,8 +721,7 @@ def render(
             f"(ratio worst clip {bb['ratio_min']:.0f}x, mean {bb['ratio_mean']:.0f}x)"
         )
     console_print(
-        "settings: "
-        + "; ".join(f"{label}: {desc}" for name, (label, _, desc) in APPROACHES.items() if name in results)
+        "settings: " + "; ".join(f"{label}: {desc}" for name, (label, _, desc) in APPROACHES.items() if name in results)
     )
     console_print("targets:")
     for line in check_lines:
