@@ -191,7 +191,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
 
 def test_the_command_names_a_bad_data_argument_in_one_line(tmp_path: Path) -> None:
     process = cli("simulate", "--data", "bigger-houses", "--out", str(tmp_path))
-    stdout, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=120)
     assert process.returncode == 2, stderr
     assert "--data bigger-houses: no such file, and not a scenario (known: synthetic, no-drift," in stderr
     assert "Traceback" not in stderr
