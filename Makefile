@@ -20,8 +20,10 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; fi
 
+# The monitoring half: the production replay on the built-in drift scenario (offline; rerun resumes).
 demo: $(STAMP)
 	$(VENV)/bin/forwardlab video demo --out demo-output
+	$(VENV)/bin/forwardlab monitor simulate --data synthetic --out demo-output/simulation
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest
@@ -35,6 +37,7 @@ bench: $(STAMP) system-deps
 	$(PY) benchmarks/drift.py
 	$(PY) benchmarks/evaluate.py
 	$(PY) benchmarks/explore.py
+	$(PY) benchmarks/simulate.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

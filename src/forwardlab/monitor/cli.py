@@ -19,7 +19,9 @@ from rich.table import Table
 from forwardlab.progress import Advance
 
 if TYPE_CHECKING:
+    from forwardlab.monitor.detection import Detection
     from forwardlab.monitor.drift import DriftConfig, DriftResult
+    from forwardlab.monitor.simulate import MonthResult, SimulationResult
     from forwardlab.monitor.windows import MonitoringRun
 
 app = typer.Typer(
@@ -360,6 +362,111 @@ def dashboard(
     serve_forever(board, host=host, port=port, log_level=log_level, on_ready=ready)
 
 
+@app.command("simulate")
+def simulate_command(
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Raw kc_house_data.csv, or a built-in scenario (synthetic: covariate-shift-sudden; list them "
+            "with `forwardlab monitor scenarios --list`). Default: the King County file, downloaded once."
+        ),
+    ] = None,
+    sample: Annotated[
+        float, typer.Option(help="Share of each split replayed, seeded (0.05: the prototype's dev mode).")
+    ] = 0.8,
+    out: Annotated[Path, typer.Option(help="Folder for the store, monitoring.json, reports/, data/, model/.")] = Path(
+        "simulation"
+    ),
+    store: Annotated[str | None, typer.Option(help="Metrics store URL (default: sqlite:///OUT/store.db).")] = None,
+    months: Annotated[
+        int | None, typer.Option(min=0, help="Replay only the first N months (rerun with more, or without, to go on).")
+    ] = None,
+    reports: Annotated[bool, typer.Option(help="Render the three Evidently reports per month.")] = True,
+    alerts: Annotated[
+        Path | None,
+        typer.Option(help="Alert rules file (TOML). Default: data-drift, target-drift and mae-up (README)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Houses per predict request (1: one house a request, as the prototype).")
+    ] = 32,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the samples and of the simulated listing dates.")] = 42,
+    fresh: Annotated[bool, typer.Option(help="Discard a replay already in OUT and start over.")] = False,
+) -> None:
+    """Replay production month by month through the real service, monitoring each month as it ends.
+
+    Prepares the data, trains the model, serves it on 127.0.0.1, scores the training sample (the reference),
+    then per month scores the newly listed houses over HTTP, posts the prices of the houses sold, and runs the
+    monitor for the month. Prints a row per month (listed, sold, MAE, drifted features, alerts). Stopped or
+    killed, the same command goes on from the first unfinished month.
+
+    Example: forwardlab monitor simulate --data ../shared/data/kc_house_data.csv --sample 0.8 --out sim
+    """
+    from forwardlab.monitor.alerts import load_alert_config
+    from forwardlab.monitor.simulate import simulate
+    from forwardlab.progress import progress_bar
+
+    rules = load_alert_config(alerts) if alerts else None
+    out_console = Console(highlight=False)
+
+    def show(month: MonthResult) -> None:
+        out_console.print(_month_line(month))
+
+    with progress_bar("months", 0) as advance:
+        result = simulate(
+            data,
+            out_dir=out,
+            sample=sample,
+            seed=seed,
+            store_url=store,
+            alerts=rules,
+            reports=reports,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            max_months=months,
+            fresh=fresh,
+            on_month=show,
+            progress=advance,
+        )
+    _print_simulation(result)
+
+
+@app.command("scenarios")
+def scenarios_command(
+    out: Annotated[Path, typer.Option(help="Folder: one replay per scenario, detection.csv, detection.md.")] = Path(
+        "scenarios"
+    ),
+    only: Annotated[str | None, typer.Option(help="Scenarios to run, comma-separated (default: all).")] = None,
+    sample: Annotated[float, typer.Option(help="Share of each scenario's sales replayed.")] = 0.8,
+    reports: Annotated[bool, typer.Option(help="Also render the Evidently reports (slower, same verdicts).")] = False,
+    list_only: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
+) -> None:
+    """Replay each built-in drift scenario and measure detection delay and false alarms before the onset.
+
+    Prints the table (also written as OUT/detection.md and OUT/detection.csv). Rerunning resumes the replays.
+
+    Example: forwardlab monitor scenarios --out scenarios
+    """
+    from forwardlab.monitor.scenarios import DEFAULT_SCENARIO, SCENARIOS
+
+    if list_only:
+        for scenario in SCENARIOS.values():
+            default = " (default: --data synthetic)" if scenario.name == DEFAULT_SCENARIO else ""
+            out_console = Console(highlight=False)
+            out_console.print(f"[bold]{scenario.name}[/]{default}: {scenario.description}; expect {scenario.expected}")
+        return
+    from forwardlab.monitor.detection import run_scenarios
+
+    def done(detection: Detection, result: SimulationResult) -> None:
+        err.print(f"{detection.scenario}: {len(result.months)} months replayed in [bold]{result.out_dir}[/]")
+
+    names = _names(only) if only else None
+    with err.status("replaying the scenarios"):
+        detections = run_scenarios(out, names=names, sample=sample, reports=reports, on_scenario=done)
+    _print_detections(detections)
+    err.print(f"table -> [bold]{out / 'detection.md'}[/] and [bold]{out / 'detection.csv'}[/]")
+
+
 @contextlib.contextmanager
 def _progress_when_needed(description: str) -> Iterator[Advance]:
     """A progress bar that appears on the first report, so runs without reports (or failing early) show none."""
@@ -473,3 +580,61 @@ def _num(value: float | None) -> str:
 
 def _flag(value: bool | None) -> str:
     return "-" if value is None else ("[red]yes[/]" if value else "no")
+
+
+def _month_line(m: MonthResult) -> str:
+    mae = "-" if m.mae_usd is None else f"{m.mae_usd:,.0f}"
+    drifted = ", ".join(m.drifted_features) or "-"
+    alerts = f"  [red]alerts: {', '.join(m.alerts)}[/]" if m.alerts else ""
+    status = "" if m.status == "ok" else f"  ({m.status})"
+    return (
+        f"{m.start[:7]}  listed {m.listed:>5}  sold {m.sold:>5}  MAE {mae:>8} USD  drifted: {drifted}{alerts}{status}"
+    )
+
+
+def _print_simulation(result: SimulationResult) -> None:
+    table = Table(
+        "month", "listed", "sold", "MAE USD", "drift share", "drifted features", "alerts", box=box.SIMPLE_HEAD
+    )
+    for m in result.months:
+        table.add_row(
+            m.start[:7],
+            str(m.listed),
+            str(m.sold),
+            "-" if m.mae_usd is None else f"{m.mae_usd:,.0f}",
+            _num(m.drift_share) if m.status == "ok" else m.status,
+            ", ".join(m.drifted_features) or "-",
+            ", ".join(m.alerts) or "-",
+        )
+    out.print(table)
+    listed, sold = sum(m.listed for m in result.months), sum(m.sold for m in result.months)
+    out.print(
+        f"{result.source}: {result.reference_rows} training houses scored (the reference), {listed} listed and "
+        f"{sold} sold of {result.production_rows} in production; model {result.model_version}"
+    )
+    if result.resumed_at:
+        out.print(f"resumed after {result.resumed_at} finished months")
+    if not result.complete:
+        out.print(f"{len(result.months)} of {result.months_total} months done; rerun the command to go on")
+    timings = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in result.timings_s.items())
+    out.print(f"time: {timings}")
+    out.print(f"store:           {result.store_url}")
+    out.print(f"monitoring.json: {result.json_path}")
+    out.print(f"reports:         {result.out_dir / 'reports'}/START_END/*.html")
+
+
+def _print_detections(detections: list[Detection]) -> None:
+    table = Table(
+        "scenario", "onset", "first alert", "delay (windows)", "alerts then", "false alarms", box=box.SIMPLE_HEAD
+    )
+    for d in detections:
+        delay = "-" if d.onset is None else ("missed" if d.delay_windows is None else str(d.delay_windows))
+        table.add_row(
+            d.scenario,
+            d.onset or "-",
+            d.first_alert or "-",
+            delay,
+            ", ".join(d.alerts_at_detection) or "-",
+            f"{d.false_alarms} of {d.windows_before_onset}",
+        )
+    out.print(table)

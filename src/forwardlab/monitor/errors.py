@@ -42,3 +42,7 @@ class MonitoringRunError(MonitorError):
 
 class AlertConfigError(MonitorError):
     """An alert rules file that cannot be read or does not validate; the message names the file and field."""
+
+
+class SimulationError(MonitorError):
+    """A production replay that cannot go on: the service refused a request, or OUT holds another replay."""

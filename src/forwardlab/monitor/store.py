@@ -125,7 +125,7 @@ class Store:
 
     def __init__(self, url: str = DEFAULT_STORE_URL, *, synchronous: Literal["NORMAL", "FULL"] = "FULL") -> None:
         self.url = sa.make_url(url)
-        self.display_url = self.url.render_as_string(hide_password=True)
+        self.display_url = display_url(url)
         self.engine = _make_engine(self.url, self.display_url, synchronous)
         try:
             self._create_schema()
@@ -325,6 +325,12 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(predictions_table)).scalar_one())
 
+    def predicted_entities(self, entity_ids: Iterable[str]) -> set[str]:
+        """The given entity ids that already have a prediction (a resumed replay scores only the others)."""
+        column = predictions_table.c.entity_id
+        with self.engine.connect() as conn:
+            return {row.entity_id for row in _select_in(conn, sa.select(column).distinct(), column, list(entity_ids))}
+
     def missing(self, uuids: Iterable[str]) -> set[str]:
         """The given uuids that are not in the store (checks that acknowledged predictions were kept)."""
         wanted = set(uuids)
@@ -332,6 +338,14 @@ class Store:
         with self.engine.connect() as conn:
             found = {row.uuid for row in _select_in(conn, sa.select(column), column, list(wanted))}
         return wanted - found
+
+
+def display_url(url: str) -> str:
+    """The store URL as it may be printed: the password hidden."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"{url!r}: not a valid store URL: {exc}") from exc
 
 
 def _select_in(conn: Connection, query: sa.Select[Any], column: Any, values: Sequence[str]) -> list[Any]:
