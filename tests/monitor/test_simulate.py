@@ -21,7 +21,7 @@ from forwardlab.monitor.data import prepare
 from forwardlab.monitor.detection import markdown_table, score
 from forwardlab.monitor.errors import SimulationError
 from forwardlab.monitor.scenarios import ONSET, get_scenario
-from forwardlab.monitor.simulate import STATE_FILE, MonthResult, plan_months, simulate
+from forwardlab.monitor.simulation import STATE_FILE, MonthResult, plan_months, simulate
 from forwardlab.monitor.store import Store
 
 SMALL = 0.05  # the prototype's dev mode: about 60 sales a month of the synthetic market

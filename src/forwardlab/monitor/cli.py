@@ -21,7 +21,7 @@ from forwardlab.progress import Advance
 if TYPE_CHECKING:
     from forwardlab.monitor.detection import Detection
     from forwardlab.monitor.drift import DriftConfig, DriftResult
-    from forwardlab.monitor.simulate import MonthResult, SimulationResult
+    from forwardlab.monitor.simulation import MonthResult, SimulationResult
     from forwardlab.monitor.windows import MonitoringRun
 
 app = typer.Typer(
@@ -403,7 +403,7 @@ def simulate_command(
     Example: forwardlab monitor simulate --data ../shared/data/kc_house_data.csv --sample 0.8 --out sim
     """
     from forwardlab.monitor.alerts import load_alert_config
-    from forwardlab.monitor.simulate import simulate
+    from forwardlab.monitor.simulation import simulate
     from forwardlab.progress import progress_bar
 
     rules = load_alert_config(alerts) if alerts else None

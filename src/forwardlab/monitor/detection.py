@@ -16,7 +16,7 @@ from pathlib import Path
 
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.monitor.scenarios import SCENARIOS, Scenario, get_scenario
-from forwardlab.monitor.simulate import DEFAULT_SAMPLE, MonthResult, SimulationResult, simulate
+from forwardlab.monitor.simulation import DEFAULT_SAMPLE, MonthResult, SimulationResult, simulate
 
 CSV_FILE, MARKDOWN_FILE = "detection.csv", "detection.md"
 
