@@ -24,6 +24,12 @@ system-deps:
 demo: $(STAMP)
 	$(VENV)/bin/forwardlab video demo --out demo-output
 	$(VENV)/bin/forwardlab monitor simulate --data synthetic --out demo-output/simulation
+	@echo
+	@echo "Open:  demo-output/report.html                     (video: the two shipped models side by side)"
+	@echo "       demo-output/simulation/reports/*/*.html     (monitoring: Evidently reports per month)"
+	@echo "Dashboard:  FORWARDLAB_API_KEYS=demo $(VENV)/bin/forwardlab monitor dashboard \\"
+	@echo "              --store sqlite:///$(CURDIR)/demo-output/simulation/store.db --reports demo-output/simulation"
+	@echo "            then http://127.0.0.1:8001/dashboard/ and sign in with the key: demo"
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest

@@ -303,3 +303,49 @@ def test_in_a_browser_it_signs_in_draws_and_opens_reports(board: Board) -> None:
         report.wait_for_selector("text=Dataset Drift")
         report.close()
         page.bring_to_front()
+
+
+# ------------------------------------------------------------------ after (and during) a replay
+
+
+@pytest.mark.slow
+def test_a_replay_serves_it_live_and_it_shows_every_month_afterwards(tmp_path: Path) -> None:
+    """The replay's own service carries the dashboard: after each month it already lists that month. Then,
+    served on its own over the replay's store and folder, Chromium draws every month and opens a report."""
+    from forwardlab.monitor.simulation import MonthResult, simulate
+
+    urls: list[str] = []
+    listed_live: list[list[str]] = []
+
+    def after_month(month: MonthResult) -> None:
+        response = httpx.get(urls[0] + "api/summary", headers={"X-API-Key": API_KEY}, timeout=30)
+        listed_live.append([w["label"][:7] for w in response.json()["windows"]])
+
+    replay = simulate(
+        "synthetic", out_dir=tmp_path, sample=0.1, max_months=3, api_keys=[API_KEY],
+        on_serving=urls.append, on_month=after_month,
+    )  # fmt: skip
+    months = [m.start[:7] for m in replay.months]
+    assert listed_live == [months[:1], months[:2], months[:3]]
+
+    app = app_from_paths(replay.store_url, replay.out_dir, api_keys=[API_KEY])
+    with (
+        start_server(app) as server,
+        open_page(server.base_url + "/dashboard/", screenshot=ARTIFACTS / "dashboard-after-replay.png") as page,
+    ):
+        page.fill("#key", API_KEY)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#chart-error[data-points='3']")
+        for chart in CHARTS:
+            drawn = page.evaluate(PAINTED, chart)
+            assert drawn and drawn["points"] == "3" and drawn["painted"] > 1000, (chart, drawn)
+        assert page.locator("#windows tbody tr").count() == 3
+        assert page.locator("#heatmap tbody td").count() == len(FEATURES) * 3
+        link = page.locator("#windows a[data-report=data_drift]").first  # newest month first
+        with page.expect_popup() as popup_info:
+            link.click()
+        report = popup_info.value
+        report.wait_for_load_state("load")
+        assert report.url.endswith(f"/reports/{replay.months[-1].start}_{replay.months[-1].end}/data_drift.html")
+        report.wait_for_selector("text=Dataset Drift")
+        report.close()

@@ -392,6 +392,14 @@ def simulate_command(
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the samples and of the simulated listing dates.")] = 42,
     fresh: Annotated[bool, typer.Option(help="Discard a replay already in OUT and start over.")] = False,
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keys that may sign in to the dashboard the replay serves while it runs, one a line. "
+            "Default: $FORWARDLAB_API_KEYS (comma-separated); without keys it is not shown.",
+            envvar="FORWARDLAB_API_KEYS_FILE",
+        ),
+    ] = None,
 ) -> None:
     """Replay production month by month through the real service, monitoring each month as it ends.
 
@@ -403,14 +411,19 @@ def simulate_command(
     Example: forwardlab monitor simulate --data ../shared/data/kc_house_data.csv --sample 0.8 --out sim
     """
     from forwardlab.monitor.alerts import load_alert_config
+    from forwardlab.monitor.service import load_api_keys
     from forwardlab.monitor.simulation import simulate
     from forwardlab.progress import progress_bar
 
     rules = load_alert_config(alerts) if alerts else None
+    keys = load_api_keys(None, api_keys_file)
     out_console = Console(highlight=False)
 
     def show(month: MonthResult) -> None:
         out_console.print(_month_line(month))
+
+    def announce(url: str) -> None:
+        out_console.print(f"dashboard, live while the replay runs: {url}")
 
     with progress_bar("months", 0) as advance:
         result = simulate(
@@ -425,6 +438,8 @@ def simulate_command(
             concurrency=concurrency,
             max_months=months,
             fresh=fresh,
+            api_keys=sorted(keys),
+            on_serving=announce if keys else None,
             on_month=show,
             progress=advance,
         )
@@ -621,6 +636,10 @@ def _print_simulation(result: SimulationResult) -> None:
     out.print(f"store:           {result.store_url}")
     out.print(f"monitoring.json: {result.json_path}")
     out.print(f"reports:         {result.out_dir / 'reports'}/START_END/*.html")
+    out.print(
+        f"dashboard:       FORWARDLAB_API_KEYS=<a key> forwardlab monitor dashboard --store {result.store_url} "
+        f"--reports {result.out_dir}"
+    )
 
 
 def _print_detections(detections: list[Detection]) -> None:

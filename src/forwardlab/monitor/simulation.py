@@ -45,6 +45,7 @@ from forwardlab.download import sha256_file
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import AlertConfig, parse_alert_config
+from forwardlab.monitor.dashboard import dashboard_app
 from forwardlab.monitor.data import PreparedData, fetch_raw, load_raw, prepare, write_prepared
 from forwardlab.monitor.drift import DriftConfig, drift_config
 from forwardlab.monitor.errors import ModelError, SimulationError
@@ -63,7 +64,7 @@ from forwardlab.monitor.monitor_worker import MonthlyMonitor
 from forwardlab.monitor.scenarios import SCENARIOS, SYNTHETIC, get_scenario, is_scenario
 from forwardlab.monitor.schemas import MAX_BATCH_RECORDS
 from forwardlab.monitor.server import start_server
-from forwardlab.monitor.service import API_KEY_HEADER, create_app
+from forwardlab.monitor.service import API_KEY_HEADER, DASHBOARD_PATH, create_app
 from forwardlab.monitor.store import Store, display_url
 from forwardlab.monitor.windows import JSON_FILE, REPORTS_DIR
 from forwardlab.progress import Advance
@@ -73,6 +74,7 @@ STATE_VERSION = 1
 DEFAULT_SAMPLE, DEFAULT_SEED = 0.8, 42
 DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY = 32, 8
 REQUEST_TIMEOUT_S = 120.0
+DASHBOARD_REFRESH_S = 1.0  # a month passes every few seconds in a replay
 # Sales are a feed the replay posts, not client traffic: bigger batches, fewer store transactions.
 LABEL_BATCH_RECORDS = 500
 # What the replay alerts on unless told otherwise: any feature drifting, the sale prices drifting (concept
@@ -166,6 +168,8 @@ def simulate(
     concurrency: int = DEFAULT_CONCURRENCY,
     max_months: int | None = None,
     fresh: bool = False,
+    api_keys: Sequence[str] = (),
+    on_serving: Callable[[str], None] | None = None,
     on_month: Callable[[MonthResult], None] | None = None,
     progress: Advance | None = None,
 ) -> SimulationResult:
@@ -173,8 +177,10 @@ def simulate(
 
     `data`: a raw kc_house_data.csv path, a scenario name (or `synthetic`), or None to download the King
     County file. `alerts` default to `DEFAULT_ALERT_RULES`; `drift` (the feature tests) to Evidently's choices
-    with `DEFAULT_DRIFT_OVERRIDES`. `on_month(result)` runs after each month is
-    stored (e.g. to refresh a dashboard); `progress(done, total)` follows the months.
+    with `DEFAULT_DRIFT_OVERRIDES`. The replay's service carries the dashboard at /dashboard, live while it
+    runs (the page redraws as each month is stored); `api_keys` may sign in to it and `on_serving(url)` is
+    told its address. `on_month(result)` runs after each month is stored; `progress(done, total)` follows
+    the months.
     """
     _check_arguments(sample, batch_size, concurrency, max_months)
     out = Path(out_dir)
@@ -219,7 +225,9 @@ def simulate(
             clock = time.perf_counter()
             model = _trained_model(prepared, out / MODEL_DIR)
             timings["train_s"] = time.perf_counter() - clock
-            with _service(model, store_url, batch_size, concurrency) as (store, client):
+            with _service(model, store_url, out, api_keys, batch_size, concurrency) as (store, client, url):
+                if on_serving:
+                    on_serving(url)
                 if done and store.count() == 0:
                     raise SimulationError(
                         f"{out / STATE_FILE}: {len(done)} months are done but {store.display_url} is empty; use --fresh"
@@ -367,23 +375,24 @@ class ServiceClient:
 
 @contextmanager
 def _service(
-    model: PriceModel, store_url: str, batch_size: int, concurrency: int
-) -> Iterator[tuple[Store, ServiceClient]]:
-    """The store, the service over it on a free port of 127.0.0.1 with a one-off key, and a client of it."""
+    model: PriceModel, store_url: str, out: Path, api_keys: Sequence[str], batch_size: int, concurrency: int
+) -> Iterator[tuple[Store, ServiceClient, str]]:
+    """The store, the service over it on a free port of 127.0.0.1 with a one-off key (plus `api_keys`) and the
+    dashboard mounted, a client of it, and the dashboard's URL."""
     key = secrets.token_urlsafe(24)
+    keys = [key, *api_keys]
     # NORMAL: in WAL mode a commit survives a killed process (what resuming needs), only not a power cut.
-    with (
-        Store(store_url, synchronous="NORMAL") as store,
-        start_server(create_app(model, store, api_keys=[key])) as server,
-    ):
-        # The results tables exist before the monitor worker reads them: SQLite refuses (rather than waits for)
-        # a CREATE in a transaction that began reading while the service writes.
-        results.ensure_tables(store)
-        client = ServiceClient(server.base_url, key, batch_size=batch_size, concurrency=concurrency)
-        try:
-            yield store, client
-        finally:
-            client.close()
+    with Store(store_url, synchronous="NORMAL") as store:
+        board = dashboard_app(store, out, api_keys=keys, refresh_s=DASHBOARD_REFRESH_S)
+        with start_server(create_app(model, store, api_keys=keys, dashboard=board)) as server:
+            # The results tables exist before the monitor worker reads them: SQLite refuses (rather than waits
+            # for) a CREATE in a transaction that began reading while the service writes.
+            results.ensure_tables(store)
+            client = ServiceClient(server.base_url, key, batch_size=batch_size, concurrency=concurrency)
+            try:
+                yield store, client, f"{server.base_url}{DASHBOARD_PATH}/"
+            finally:
+                client.close()
 
 
 # ============================================================================ state, data, model, outputs
