@@ -5,9 +5,9 @@ Run by `make bench` as `.venv/bin/python benchmarks/evaluate.py [--n N] [--quick
 Settings (chosen so the whole script stays under 5 minutes on 2 busy CPU cores, about 2.5 on idle ones):
 r2plus1d_18 with random weights and its recipe cut to 8 frames per clip (8 frames at 15 fps, resized to
 128x171, centre crop 112x112, Kinetics mean/std), 1x1 views, batches of 8 clips, 2 decode workers, on clips
-(`forwardlab.video.data.synthetic`: 2-5 s, 96p-360p, 15-30 fps, H.264). The issue's 200 vs 2,000 videos
-at the full 16-frame recipe would take hours on this CPU; the default here is N=12 vs 10N=120 videos
-(10N reuses the distinct clips through hard links).
+(`forwardlab.video.data.synthetic`: 2-5 s, 96p-360p, 15-30 fps, H.264). The default is N=12 vs 10N=120
+videos (about 70 s on idle cores); `--n 200` is the issue's 200 vs 2,000 (about 25 minutes). 10N reuses the
+distinct clips through hard links.
 
 Approaches, each in its own fresh subprocess so its peak RSS is its own:
   bound       decode s per clip (probe + one decode + normalize, serially) and model s per clip (batches
