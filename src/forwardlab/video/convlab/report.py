@@ -1,12 +1,12 @@
 """The lab on one page: every measurement of the convolution lab, run now, in one self-contained HTML file.
 
-Figures are PNGs and the filter animations GIFs, inlined as data URIs; the CSS is the demo report's; there is
-no script and nothing to fetch, so the page works offline. The numbers behind it go to `convlab.json`.
+Figures are PNGs and the filter animations GIFs, inlined as data URIs; the CSS is the shared reports
+stylesheet; there is no script and nothing to fetch, so the page works offline. The numbers behind it go to
+`convlab.json`.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from collections.abc import Callable, Sequence
@@ -23,7 +23,7 @@ from forwardlab.video.convlab.equivariance import AXES, EquivarianceResult, mode
 from forwardlab.video.convlab.filters import FilterImages, render_filters
 from forwardlab.video.convlab.receptive_field import ModelField, deepest_traced, model_fields
 from forwardlab.video.models.registry import REGISTRY
-from forwardlab.video.reports.html import CSS, pct
+from forwardlab.video.reports.html import CSS, data_uri, pct
 
 REPORT_NAME = "convlab.html"
 DATA_NAME = "convlab.json"
@@ -49,12 +49,8 @@ class Report:
     data: Path
 
 
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
-
-
 def _img(data: bytes, mime: str, alt: str, cls: str = "figure") -> str:
-    return f"<img class='{cls}' alt='{html.escape(alt)}' src='{_data_uri(data, mime)}'>"
+    return f"<img class='{cls}' alt='{html.escape(alt)}' src='{data_uri(data, mime)}'>"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

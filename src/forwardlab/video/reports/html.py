@@ -97,7 +97,12 @@ def png_data_uri(image: Image.Image) -> str:
 
 
 def png_bytes_uri(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return data_uri(data, "image/png")
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """Bytes inlined as a `data:` URI: one file to open or mail, nothing fetched."""
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def img(src: str, alt: str, *, cls: str = "", width: int | None = None) -> Html:
