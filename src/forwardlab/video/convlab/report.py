@@ -23,7 +23,7 @@ from forwardlab.video.convlab.equivariance import AXES, EquivarianceResult, mode
 from forwardlab.video.convlab.filters import FilterImages, render_filters
 from forwardlab.video.convlab.receptive_field import ModelField, deepest_traced, model_fields
 from forwardlab.video.models.registry import REGISTRY
-from forwardlab.video.reports.html import CSS, data_uri, pct
+from forwardlab.video.reports.html import CSS, data_uri, img, pct
 
 REPORT_NAME = "convlab.html"
 DATA_NAME = "convlab.json"
@@ -47,10 +47,6 @@ class ReportInputs:
 class Report:
     html: Path
     data: Path
-
-
-def _img(data: bytes, mime: str, alt: str, cls: str = "figure") -> str:
-    return f"<img class='{cls}' alt='{html.escape(alt)}' src='{data_uri(data, mime)}'>"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -178,7 +174,7 @@ def _rf_section(fields: Sequence[ModelField]) -> str:
         "spatial over temporal downsampling (1 = isotropic; 2D and mixed-convolution nets never downsample "
         "time).</p>"
         + _table(["model", "clip", "stage", "RF frames", "RF seconds", "RF pixels", "stride t / s", "space/time"], rows)
-        + _img(plots.receptive_field_plot(fields), "image/png", "receptive field per stage")
+        + img(plots.receptive_field_plot(fields), "receptive field per stage", cls="figure")
     )
 
 
@@ -190,12 +186,12 @@ def _equivariance_section(results: Sequence[EquivarianceResult]) -> str:
         "features and the original's moved features: 0 means exactly equivariant. Interior = units whose "
         "receptive field stays inside the clip; with zero padding only those are exact, and deep stages whose "
         "field is wider than the clip have no interior at all.</p>",
-        _img(plots.equivariance_bars(results), "image/png", "equivariance per stage"),
+        img(plots.equivariance_bars(results), "equivariance per stage", cls="figure"),
     ]
     for result in results:
         spatial = [s for s in result.stages if s.aligned and result.axis == "space" and len(s.error_hw) > 1]
         if spatial:
-            parts.append(_img(plots.error_map(result, spatial[0].stage), "image/png", f"{result.model} error map"))
+            parts.append(img(plots.error_map(result, spatial[0].stage), f"{result.model} error map", cls="figure"))
     rows = [
         [
             f"<th>{html.escape(r.model)}</th>",
@@ -243,7 +239,7 @@ def _filters_section(images: Sequence[FilterImages]) -> str:
     for item in images:
         how = "composed 1xkxk then tx1x1, ReLU ignored" if item.composed else "as learned"
         parts.append(
-            f"<td>{_img(item.gif.read_bytes(), 'image/gif', f'{item.model} filters', 'gif')}<br>"
+            f"<td>{img(data_uri(item.gif.read_bytes(), 'image/gif'), f'{item.model} filters', cls='gif')}<br>"
             f"<span class='small'>{html.escape(item.model)} ({item.weights} weights), {html.escape(item.source)}, "
             f"shape {html.escape(str(item.shape))}, {how}</span></td>"
         )
