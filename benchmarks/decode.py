@@ -27,7 +27,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -41,11 +40,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _common import peak_rss_mib, print_result, run_tagged  # noqa: E402
+
 N_FRAMES = 16
 OUT_HW = 112
 PROTO_HW = 224
 MV_CLIPS, MV_FPC, MV_FPS, MV_SIZE, MV_CROP, MV_CROPS = 10, 16, 15, 128, 112, 3
-RESULT_TAG = "@@RESULT "
 
 # name -> (label, group, description)
 APPROACHES: dict[str, tuple[str, str, str]] = {
@@ -77,21 +77,6 @@ EXPECTED_SHAPE = {
 
 
 # =============================================================================== worker side
-
-
-def _rss_mib() -> float:
-    """Peak RSS of this process so far, MiB.
-
-    VmHWM, not ru_maxrss: after fork+exec Linux carries the parent's peak into the child's ru_maxrss,
-    so a worker started by a big parent would report the parent's size.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux KiB; macOS bytes
 
 
 def _uniform_indices(n: int) -> Any:
@@ -283,10 +268,10 @@ def worker_main(args: argparse.Namespace) -> int:
             raise _Reported from exc
         res["info"] = info
         res["setup_s"] = time.perf_counter() - t0
-        res["rss_after_setup_mib"] = _rss_mib()
+        res["rss_after_setup_mib"] = peak_rss_mib()
         if not args.no_warmup:
             run(args.clip[0])  # warm-up: lazy imports, codec init, page cache
-        res["rss_after_warmup_mib"] = _rss_mib()
+        res["rss_after_warmup_mib"] = peak_rss_mib()
         passes: list[float] = []
         cpu: list[float] = []
         per_clip: list[dict] = []
@@ -318,14 +303,14 @@ def worker_main(args: argparse.Namespace) -> int:
             pass_s=passes,
             cpu_s=cpu,
             per_clip=per_clip,
-            peak_rss_mib=_rss_mib(),
+            peak_rss_mib=peak_rss_mib(),
         )
     except _Reported:
         pass
     except Exception as exc:
         res["error"] = f"failed: {type(exc).__name__}: {exc}".splitlines()[0][:300]
         res["traceback"] = traceback.format_exc()[-2000:]
-    print(RESULT_TAG + json.dumps(res), flush=True)
+    print_result(res)
     return 0
 
 
@@ -428,25 +413,7 @@ def run_worker(
         cmd.append("--no-warmup")
     for c in clips:
         cmd += ["--clip", str(c)]
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"approach": name, "ok": False, "error": f"timed out after {timeout:.0f}s"}
-    wall = time.perf_counter() - t0
-    for line in p.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            r = json.loads(line[len(RESULT_TAG) :])
-            r["wall_s"] = wall
-            return r
-    tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
-    return {
-        "approach": name,
-        "ok": False,
-        "error": f"worker exited {p.returncode}: {tail[0][:300]}",
-        "wall_s": wall,
-    }
+    return {"approach": name, **run_tagged(cmd, timeout=timeout)}
 
 
 def merge(prev: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:

@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import peak_rss_mib
 
 HERE = Path(__file__).resolve().parent
 NUMERICAL = ["sqft_living", "sqft_lot", "sqft_above"]
@@ -38,17 +39,6 @@ TARGET_SPEEDUP, TARGET_MEMORY = 10.0, 0.6
 
 
 # ============================================================================ workers (subprocesses)
-
-
-def peak_rss_mib() -> float:
-    """Peak RSS of this process, MiB (VmHWM: ru_maxrss would carry the parent's peak into a fresh child)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def make_frames(rows: int) -> tuple[Any, Any]:

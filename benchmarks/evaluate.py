@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,9 +37,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import peak_rss_mib, print_result, run_tagged, status_kib
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".corpus" / "evaluate"
-RESULT_TAG = "@@RESULT "
 
 BASE_MODEL = "r2plus1d_18"
 FRAMES = 8
@@ -54,22 +53,6 @@ SEED = 0
 
 
 # =============================================================================== worker side
-
-
-def _status_kib(pid: int | str, key: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _peak_mib() -> float:
-    """This process's peak RSS (VmHWM; ru_maxrss would carry the parent's peak over fork+exec)."""
-    kib = _status_kib("self", "VmHWM")
-    return (kib if kib is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024.0
 
 
 class WorkerMemory:
@@ -112,7 +95,7 @@ class WorkerMemory:
                 except (psutil.Error, AttributeError):
                     continue
                 self.uss_bytes[child.pid] = max(self.uss_bytes.get(child.pid, 0), uss)
-                kib = _status_kib(child.pid, "VmHWM")
+                kib = status_kib(child.pid, "VmHWM")
                 if kib is not None:
                     self.rss_kib[child.pid] = max(self.rss_kib.get(child.pid, 0), kib)
             self._stop.wait(self.interval_s)
@@ -178,7 +161,7 @@ def worker_bound(args: argparse.Namespace) -> dict[str, Any]:
         "decoded_videos": len(paths),
         "model_clips": args.model_batches * len(x),
         "torch_threads": torch.get_num_threads(),
-        "peak_rss_mib": _peak_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
@@ -191,7 +174,7 @@ def worker_ours(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(SEED)  # evaluate builds the random-weight model in this process
     out = Path(args.scratch)
     shutil.rmtree(out, ignore_errors=True)
-    rss_setup = _peak_mib()
+    rss_setup = peak_rss_mib()
     with WorkerMemory() as workers:
         summary = evaluate(
             Path(args.data),
@@ -202,7 +185,7 @@ def worker_ours(args: argparse.Namespace) -> dict[str, Any]:
             workers=WORKERS,
             pretrained=False,
         )
-    main_peak = _peak_mib()
+    main_peak = peak_rss_mib()
     timing = json.loads((out / "summary.json").read_text())["timing"]
     return {
         "videos": summary.counts["evaluated"],
@@ -260,7 +243,7 @@ def worker_prototype(args: argparse.Namespace) -> dict[str, Any]:
                     [f.to_ndarray(format="rgb24").astype(np.float32) / 255.0 for f in container.decode(video=0)]
                 )
 
-    rss_setup = _peak_mib()
+    rss_setup = peak_rss_mib()
     held_mib = 0.0
     t0 = time.perf_counter()
     predictions = 0
@@ -280,7 +263,7 @@ def worker_prototype(args: argparse.Namespace) -> dict[str, Any]:
         predictions += int(probs.topk(5).indices.shape[0])
         del videos, batch
     run_s = time.perf_counter() - t0
-    peak = _peak_mib()
+    peak = peak_rss_mib()
     return {
         "videos": predictions,
         "videos_per_s": predictions / run_s,
@@ -303,7 +286,7 @@ def worker_main(args: argparse.Namespace) -> int:
         res = {"ok": True, **WORKERS_BY_NAME[args.worker](args)}
     except Exception as exc:
         res = {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300], "tb": traceback.format_exc()}
-    print(RESULT_TAG + json.dumps(res), flush=True)
+    print_result(res)
     return 0
 
 
@@ -336,18 +319,7 @@ def build_datasets(n: int) -> tuple[Path, Path, int]:
 def run_worker(name: str, data: Path, scratch: Path, timeout: float, extra: list[str] | None = None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--data", str(data)]
     cmd += ["--scratch", str(scratch), *(extra or [])]
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timed out after {timeout:.0f}s"}
-    wall = time.perf_counter() - t0
-    for line in p.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            return {**json.loads(line[len(RESULT_TAG) :]), "wall_s": wall}
-    tail = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no output"]
-    return {"ok": False, "error": f"worker exited {p.returncode}: {tail[0][:300]}", "wall_s": wall}
+    return run_tagged(cmd, timeout=timeout)
 
 
 def _x(a: float | None, b: float | None) -> str:

@@ -30,9 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import RESULT_TAG, print_result
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".corpus" / "explore"
-RESULT_TAG = "@@RESULT "
 TARGET_S = 30.0
 SEED = 0
 
@@ -204,7 +205,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.measure:
         kind, manifest, out = args.measure
-        print(RESULT_TAG + json.dumps(measure(kind, manifest, out)))
+        print_result(measure(kind, manifest, out))
         return
     n = 1_000 if args.quick else args.clips
     CACHE.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from rich.table import Table
 from forwardlab.fileio import write_text_atomic
 from forwardlab.progress import progress_bar
 from forwardlab.video.data.manifest import Manifest
+from forwardlab.video.reports.html import pct
 
 if TYPE_CHECKING:  # torch-heavy: imported when the demo runs, so `forwardlab --help` stays quick
     from forwardlab.video.io import VideoInfo
@@ -263,10 +264,6 @@ def _report(
 # =============================================================================================== printing
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def _figures_table(figures: dict[str, dict[str, Any]]) -> Table:
     table = Table(
         "model", "top-1", "top-5", "mean class acc", "single-frame classes", "time-reversed pairs", title="demo results"
@@ -274,11 +271,11 @@ def _figures_table(figures: dict[str, dict[str, Any]]) -> Table:
     for name, f in figures.items():
         table.add_row(
             name,
-            _pct(f["top1"]),
-            _pct(f["top5"]),
-            _pct(f["mean_class_accuracy"]),
-            _pct(f["single_frame_top1"]),
-            _pct(f["time_reversed_top1"]),
+            pct(f["top1"]),
+            pct(f["top5"]),
+            pct(f["mean_class_accuracy"]),
+            pct(f["single_frame_top1"]),
+            pct(f["time_reversed_top1"]),
         )
     return table
 

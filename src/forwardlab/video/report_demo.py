@@ -6,7 +6,6 @@ Everything on the page comes from the figures `demo.run_demo` computes (the same
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +13,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from forwardlab.video.reports.html import CSS, pct, png_data_uri
+from forwardlab.video.reports.html import Html, cell, esc, img, link, page, pct, png_data_uri, table
 from forwardlab.video.visualize import contact_sheet
 
-_CSS = (
-    CSS
-    + """
+_CSS = """
 .bar { display: inline-block; height: 10px; background: #4a7bd0; vertical-align: middle; margin-right: 6px; }
 .bar.b2 { background: #e0823d; } .pair { color: #8a4baf; font-weight: 600; }
 .cm td { width: 26px; height: 22px; text-align: center; font-size: 12px; border: 1px solid #fff; padding: 1px; }
@@ -27,7 +24,6 @@ _CSS = (
        white-space: nowrap; height: 150px; vertical-align: bottom; }
 .gallery img { image-rendering: pixelated; display: block; }
 """
-)
 
 
 @dataclass(frozen=True)
@@ -55,19 +51,19 @@ def _cell_colour(value: int, row_total: int, diagonal: bool) -> str:
 
 
 def _confusion_html(classes: Sequence[str], matrix: Sequence[Sequence[int]]) -> str:
-    head = "".join(f'<th class="col">{html.escape(c)}</th>' for c in classes)
+    head = "".join(f'<th class="col">{esc(c)}</th>' for c in classes)
     rows = []
     for i, name in enumerate(classes):
         total = sum(matrix[i])
         cells = "".join(
             f'<td style="background:{_cell_colour(v, total, i == j)}">{v or ""}</td>' for j, v in enumerate(matrix[i])
         )
-        rows.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
+        rows.append(f"<tr><th>{esc(name)}</th>{cells}</tr>")
     return f'<table class="cm"><tr><th>true \\ predicted</th>{head}</tr>{"".join(rows)}</table>'
 
 
 def _explanation(models: Mapping[str, Mapping[str, Any]], pairs: Sequence[tuple[str, str]]) -> str:
-    pair_text = ", ".join(f"<i>{html.escape(a)}</i> / <i>{html.escape(b)}</i>" for a, b in pairs)
+    pair_text = ", ".join(f"<i>{esc(a)}</i> / <i>{esc(b)}</i>" for a, b in pairs)
     flat, factorized = models.get("tiny_2d"), models.get("tiny_r2plus1d")
     measured = ""
     if flat is not None:
@@ -113,53 +109,41 @@ def render_report(
 ) -> str:
     """The whole page as a string. `models[name]` holds the figures of `demo.model_figures`."""
     names = list(models)
+    model_titles = [titles.get(n, n) for n in names]
     paired = {c for pair in pairs for c in pair}
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>forwardlab video demo</title>",
-        f"<style>{_CSS}</style></head><body>",
         "<h1>forwardlab video demo: a 2D and a (2+1)D network on synthetic actions</h1>",
         f"<p class='small'>{dataset['clips']} clips ({dataset['per_class']} per class, {len(classes)} classes), "
-        f"split <code>{html.escape(str(dataset['split']))}</code>, seed {dataset['seed']}, generated fresh for "
+        f"split <code>{esc(dataset['split'])}</code>, seed {dataset['seed']}, generated fresh for "
         "this run; each clip is scored from one 16-frame view. Models ship inside the package and run offline.</p>",
     ]
 
     # ---- headline figures
-    rows = []
-    for name in names:
-        m = models[name]
-        rows.append(
-            f"<tr><th>{html.escape(titles.get(name, name))}</th><td class='num'>{pct(m['top1'])}</td>"
-            f"<td class='num'>{pct(m['top5'])}</td><td class='num'>{pct(m['mean_class_accuracy'])}</td>"
-            f"<td class='num'>{pct(m['single_frame_top1'])}</td><td class='num'>{pct(m['time_reversed_top1'])}</td>"
-            f"<td class='num'>{pct(m['pair_top1'])}</td></tr>"
-        )
-    parts += [
-        "<h2>Summary</h2><table><tr><th>model</th><th>top-1</th><th>top-5</th><th>mean class acc.</th>"
-        "<th>single-frame classes</th><th>time-reversed pairs</th><th>right pair (either member)</th></tr>",
-        *rows,
-        "</table>",
+    keys = ("top1", "top5", "mean_class_accuracy", "single_frame_top1", "time_reversed_top1", "pair_top1")
+    rows = [
+        [cell(title, header=True), *(cell(pct(models[name][k]), cls="num") for k in keys)]
+        for name, title in zip(names, model_titles, strict=True)
     ]
+    parts += [
+        "<h2>Summary</h2>",
+        table(
+            ["model", "top-1", "top-5", "mean class acc.", "single-frame classes", "time-reversed pairs",
+             "right pair (either member)"],
+            rows,
+        ),
+    ]  # fmt: skip
 
     # ---- per-class accuracy side by side
-    header = "".join(f"<th>{html.escape(titles.get(n, n))}</th>" for n in names)
     lines = []
     for c in classes:
         cells = []
         for k, n in enumerate(names):
             acc = models[n]["per_class_top1"].get(c)
             width = 0 if acc is None else round(100 * acc)
-            bar = f"<span class='bar{' b2' if k % 2 else ''}' style='width:{width}px'></span>"
-            cells.append(f"<td>{bar}{pct(acc)}</td>")
-        kind = "<span class='pair'>time-reversed pair</span>" if c in paired else "single-frame cue"
-        lines.append(f"<tr><th>{html.escape(c)}</th><td class='small'>{kind}</td>{''.join(cells)}</tr>")
-    parts += [
-        "<h2>Per-class accuracy</h2><table><tr><th>class</th><th>kind</th>",
-        header,
-        "</tr>",
-        *lines,
-        "</table>",
-    ]
+            cells.append(Html(f"<span class='bar{' b2' if k % 2 else ''}' style='width:{width}px'></span>{pct(acc)}"))
+        kind = Html("<span class='pair'>time-reversed pair</span>") if c in paired else "single-frame cue"
+        lines.append([cell(c, header=True), cell(kind, cls="small"), *cells])
+    parts += ["<h2>Per-class accuracy</h2>", table(["class", "kind", *model_titles], lines)]
 
     # ---- why
     parts.append(_explanation(models, pairs))
@@ -167,33 +151,27 @@ def render_report(
     # ---- confusion matrices
     parts.append("<h2>Confusion matrices</h2>")
     for name in names:
-        parts.append(f"<h3>{html.escape(titles.get(name, name))}</h3>")
+        parts.append(f"<h3>{esc(titles.get(name, name))}</h3>")
         parts.append(_confusion_html(classes, models[name]["confusion"]))
 
     # ---- gallery
     parts.append(
         "<h2>Gallery</h2><p class='small'>Frames as the models see them (16 frames at 8 fps, 48x72, shown 1.5x), "
         "with the ground truth and each model's top-1 prediction; where the models disagree on some clip of a "
-        "class, that clip is shown.</p><table class='gallery'>"
+        "class, that clip is shown.</p>"
     )
-    parts.append("<tr><th>frames</th><th>ground truth</th>" + header + "</tr>")
+    gallery_rows = []
     for item in gallery:
         strip = _strip(item.frames)
-        guesses = "".join(
-            f"<td class='{'ok' if item.predictions.get(n) == item.label else 'bad'}'>"
-            f"{html.escape(item.predictions.get(n) or '-')}</td>"
+        guesses = [
+            cell(item.predictions.get(n) or "-", cls="ok" if item.predictions.get(n) == item.label else "bad")
             for n in names
-        )
-        parts.append(
-            f"<tr><td><img alt='{html.escape(item.path)}' width='{strip.width * 3 // 2}' "
-            f"src='{png_data_uri(strip)}'></td>"
-            f"<th>{html.escape(item.label)}</th>{guesses}</tr>"
-        )
-    parts.append("</table>")
+        ]
+        thumb = img(png_data_uri(strip), item.path, width=strip.width * 3 // 2)
+        gallery_rows.append([thumb, cell(item.label, header=True), *guesses])
+    parts.append(table(["frames", "ground truth", *model_titles], gallery_rows, cls="gallery"))
     if contact_sheet_file:
         parts.append(
-            f"<p class='small'>All classes at native resolution: <a href='{html.escape(contact_sheet_file)}'>"
-            f"{html.escape(contact_sheet_file)}</a>.</p>"
+            f"<p class='small'>All classes at native resolution: {link(contact_sheet_file, contact_sheet_file)}.</p>"
         )
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return page("forwardlab video demo", *(Html(p) for p in parts), css=_CSS)

@@ -291,8 +291,7 @@ def compare(
 
 
 def _compare_table(rows: list[Any], title: str) -> None:
-    def pct(v: float | None) -> str:
-        return _num(None if v is None else 100 * v, "{:.1f}%")
+    from forwardlab.video.reports.html import pct
 
     table = Table("network", "params", "GMACs", "top-1", "time-reversed pairs", "single-frame", "train s", title=title)
     for r in rows:

@@ -1,30 +1,27 @@
-"""The lab's figures as PNG bytes (matplotlib, headless), ready to inline in the report or save beside it."""
+"""The lab's figures as PNG `data:` URIs (matplotlib, headless), ready to inline in the report.
+
+Figures are not registered with pyplot (see `reports.plots`), so nothing needs closing and no backend is set.
+"""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from forwardlab.video.convlab.equivariance import EquivarianceResult
 from forwardlab.video.convlab.receptive_field import ModelField
+from forwardlab.video.reports.plots import to_data_uri
 
 
-def png_bytes(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
+def _png(figure: Figure) -> str:
+    return to_data_uri(figure, dpi=90, bbox_inches="tight")
 
 
-def receptive_field_plot(models: Sequence[ModelField]) -> bytes:
+def receptive_field_plot(models: Sequence[ModelField]) -> str:
     """Each conv model's stages as a path in (RF frames, RF pixels): steep paths grow space faster than time."""
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    axis = figure.subplots()
     for model in models:
         stages = [s for s in model.stages if s.traced and s.grid is not None and max(s.grid) > 1]
         if stages:
@@ -39,12 +36,13 @@ def receptive_field_plot(models: Sequence[ModelField]) -> bytes:
     axis.set_title("Receptive field per stage")
     axis.legend(fontsize=7, ncol=2)
     axis.grid(alpha=0.3)
-    return png_bytes(figure)
+    return _png(figure)
 
 
-def equivariance_bars(results: Sequence[EquivarianceResult]) -> bytes:
+def equivariance_bars(results: Sequence[EquivarianceResult]) -> str:
     """Interior vs border relative error per stage, one panel per (model, axis)."""
-    figure, axes = plt.subplots(1, len(results), figsize=(3.4 * len(results), 3.4), squeeze=False)
+    figure = Figure(figsize=(3.4 * len(results), 3.4))
+    axes = figure.subplots(1, len(results), squeeze=False)
     for axis, result in zip(axes[0], results, strict=True):
         stages = [s for s in result.stages if s.aligned]
         x = range(len(stages))
@@ -62,16 +60,17 @@ def equivariance_bars(results: Sequence[EquivarianceResult]) -> bytes:
         axis.set_ylabel("relative error")
         axis.legend(fontsize=7)
     figure.tight_layout()
-    return png_bytes(figure)
+    return _png(figure)
 
 
-def error_map(result: EquivarianceResult, stage: str) -> bytes:
+def error_map(result: EquivarianceResult, stage: str) -> str:
     """Where a stage's features stop following the shift: relative error over (height, width)."""
     found = next(s for s in result.stages if s.stage == stage and s.aligned)
-    figure, axis = plt.subplots(figsize=(4, 3.2))
+    figure = Figure(figsize=(4, 3.2))
+    axis = figure.subplots()
     image = axis.imshow(found.error_hw, cmap="magma", vmin=0)
     figure.colorbar(image, ax=axis, label="relative error")
     axis.set_title(f"{result.model} {stage}: shift {found.shift[1:]} px", fontsize=9)
     axis.set_xlabel("width (feature units)")
     axis.set_ylabel("height")
-    return png_bytes(figure)
+    return _png(figure)

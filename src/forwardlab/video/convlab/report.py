@@ -7,7 +7,6 @@ stylesheet; there is no script and nothing to fetch, so the page works offline. 
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from forwardlab.video.convlab.equivariance import AXES, EquivarianceResult, mode
 from forwardlab.video.convlab.filters import FilterImages, render_filters
 from forwardlab.video.convlab.receptive_field import ModelField, deepest_traced, model_fields
 from forwardlab.video.models.registry import REGISTRY
-from forwardlab.video.reports.html import CSS, data_uri, pct
+from forwardlab.video.reports.html import Cell, Html, cell, data_uri, esc, img, page, pct, table
 
 REPORT_NAME = "convlab.html"
 DATA_NAME = "convlab.json"
@@ -49,26 +48,21 @@ class Report:
     data: Path
 
 
-def _img(data: bytes, mime: str, alt: str, cls: str = "figure") -> str:
-    return f"<img class='{cls}' alt='{html.escape(alt)}' src='{data_uri(data, mime)}'>"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(cell for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _td(value: object, *, num: bool = True) -> str:
+def _td(value: object, *, num: bool = True) -> Cell:
+    """A value cell: right-aligned unless `num=False`, a grey '-' for a missing value."""
     if value is None:
-        return "<td class='na'>-</td>"
-    return f"<td{' class=num' if num else ''}>{html.escape(str(value))}</td>"
+        return cell("-", cls="na")
+    return cell(value, cls="num" if num else "")
 
 
-def _compare_section(result: CompareResult) -> str:
+def _th(value: object) -> Cell:
+    return cell(value, header=True)
+
+
+def _compare_section(result: CompareResult) -> Html:
     rows = [
         [
-            f"<th>{html.escape(r.title)}</th>",
+            _th(r.title),
             _td(r.model, num=False),
             _td(f"{r.params:,}"),
             _td(f"{r.gmacs:.3f}"),
@@ -80,12 +74,12 @@ def _compare_section(result: CompareResult) -> str:
         ]
         for r in result.rows
     ]
-    return (
+    return Html(
         "<h2>2D vs 3D vs (2+1)D on the synthetic set</h2>"
-        f"<p class='small'>Source: {html.escape(result.source)}. The three networks share every layer except their "
+        f"<p class='small'>Source: {esc(result.source)}. The three networks share every layer except their "
         "convolutions. Time-reversed pairs: classes whose frames are identically distributed, told apart only by "
         "frame order.</p>"
-        + _table(
+        + table(
             [
                 "network",
                 "model",
@@ -102,10 +96,10 @@ def _compare_section(result: CompareResult) -> str:
     )
 
 
-def _cost_section(costs: Sequence[ModelCost], variants: Sequence[ConvVariant], clip: str) -> str:
+def _cost_section(costs: Sequence[ModelCost], variants: Sequence[ConvVariant], clip: str) -> Html:
     rows = [
         [
-            f"<th>{html.escape(c.model)}</th>",
+            _th(c.model),
             _td(c.clip, num=False),
             _td(f"{c.params / 1e6:.3f}"),
             _td(f"{c.gmacs:.3f}"),
@@ -117,7 +111,7 @@ def _cost_section(costs: Sequence[ModelCost], variants: Sequence[ConvVariant], c
     ]
     layer_rows = [
         [
-            f"<th>{html.escape(v.kind)}</th>",
+            _th(v.kind),
             _td(v.kernels, num=False),
             _td(v.mid_channels),
             _td(f"{v.params:,}"),
@@ -125,19 +119,19 @@ def _cost_section(costs: Sequence[ModelCost], variants: Sequence[ConvVariant], c
         ]
         for v in variants
     ]
-    return (
+    return Html(
         "<h2>Cost: parameters and multiply-accumulates</h2>"
         "<p class='small'>Counted on the meta device with torch's FlopCounterMode (matrix products and "
         "convolutions; MACs = FLOPs / 2), at the clip each model's published cost refers to.</p>"
-        + _table(["model", "clip (TxHxW)", "params M", "GMACs", "published", "GMACs diff", "params diff"], rows)
-        + f"<h3>One layer, three ways (64 -> 64 channels, {html.escape(clip)} input)</h3>"
+        + table(["model", "clip (TxHxW)", "params M", "GMACs", "published", "GMACs diff", "params diff"], rows)
+        + f"<h3>One layer, three ways (64 -> 64 channels, {esc(clip)} input)</h3>"
         "<p class='small'>(2+1)D's middle width is chosen so the pair has the 3D kernel's parameters "
         "(Tran et al., 2018); it then spends the same MACs with an extra non-linearity.</p>"
-        + _table(["kind", "kernels", "mid channels", "params", "GMACs"], layer_rows)
+        + table(["kind", "kernels", "mid channels", "params", "GMACs"], layer_rows)
     )
 
 
-def _rf_section(fields: Sequence[ModelField]) -> str:
+def _rf_section(fields: Sequence[ModelField]) -> Html:
     rows = []
     for f in fields:
         deepest = deepest_traced(f.stages)
@@ -151,9 +145,9 @@ def _rf_section(fields: Sequence[ModelField]) -> str:
                 )
             rows.append(
                 [
-                    f"<th>{html.escape(f.model)}</th>",
+                    _th(f.model),
                     _td(f.clip, num=False),
-                    f"<td colspan=6 class='small'>{html.escape(note)}</td>",
+                    cell(note, cls="small", colspan=6),
                 ]
             )
             continue
@@ -161,7 +155,7 @@ def _rf_section(fields: Sequence[ModelField]) -> str:
         ratio = (deepest.stride_h or 1) / (deepest.stride_t or 1)
         rows.append(
             [
-                f"<th>{html.escape(f.model)}</th>",
+                _th(f.model),
                 _td(f.clip, num=False),
                 _td(deepest.stage, num=False),
                 _td(deepest.rf_frames),
@@ -171,18 +165,18 @@ def _rf_section(fields: Sequence[ModelField]) -> str:
                 _td(f"{ratio:g}"),
             ]
         )
-    return (
+    return Html(
         "<h2>Receptive fields: how far each model sees in time and in space</h2>"
         "<p class='small'>Last stage before global pooling. Receptive fields wider than the clip mean those units "
         "see zero padding. Stride: how many input frames / pixels lie between two units; the last column is "
         "spatial over temporal downsampling (1 = isotropic; 2D and mixed-convolution nets never downsample "
         "time).</p>"
-        + _table(["model", "clip", "stage", "RF frames", "RF seconds", "RF pixels", "stride t / s", "space/time"], rows)
-        + _img(plots.receptive_field_plot(fields), "image/png", "receptive field per stage")
+        + table(["model", "clip", "stage", "RF frames", "RF seconds", "RF pixels", "stride t / s", "space/time"], rows)
+        + img(plots.receptive_field_plot(fields), "receptive field per stage", cls="figure")
     )
 
 
-def _equivariance_section(results: Sequence[EquivarianceResult]) -> str:
+def _equivariance_section(results: Sequence[EquivarianceResult]) -> Html:
     parts = [
         "<h2>Equivariance: do features follow a shifted clip?</h2>",
         "<p class='small'>Each stage is fed a clip and the same content moved by its own stride (frames for "
@@ -190,15 +184,15 @@ def _equivariance_section(results: Sequence[EquivarianceResult]) -> str:
         "features and the original's moved features: 0 means exactly equivariant. Interior = units whose "
         "receptive field stays inside the clip; with zero padding only those are exact, and deep stages whose "
         "field is wider than the clip have no interior at all.</p>",
-        _img(plots.equivariance_bars(results), "image/png", "equivariance per stage"),
+        img(plots.equivariance_bars(results), "equivariance per stage", cls="figure"),
     ]
     for result in results:
         spatial = [s for s in result.stages if s.aligned and result.axis == "space" and len(s.error_hw) > 1]
         if spatial:
-            parts.append(_img(plots.error_map(result, spatial[0].stage), "image/png", f"{result.model} error map"))
+            parts.append(img(plots.error_map(result, spatial[0].stage), f"{result.model} error map", cls="figure"))
     rows = [
         [
-            f"<th>{html.escape(r.model)}</th>",
+            _th(r.model),
             _td(r.axis, num=False),
             _td(str(o.shift), num=False),
             _td(f"{o.relative_change:.4f}"),
@@ -208,16 +202,16 @@ def _equivariance_section(results: Sequence[EquivarianceResult]) -> str:
         for o in r.outputs
     ]
     parts.append("<h3>Final output under the same shifts (invariance)</h3>")
-    parts.append(_table(["model", "axis", "shift (t, y, x)", "relative change of scores", "same top-1"], rows))
-    return "".join(parts)
+    parts.append(table(["model", "axis", "shift (t, y, x)", "relative change of scores", "same top-1"], rows))
+    return Html("".join(parts))
 
 
-def _arrow_section(results: Sequence[ArrowOfTimeResult]) -> str:
+def _arrow_section(results: Sequence[ArrowOfTimeResult]) -> Html:
     labels = sorted({c.label for r in results for c in r.per_class})
     header = ["class", "reversed twin"] + [f"{r.model}: changed (to twin)" for r in results]
     rows = []
     for label in labels:
-        cells = [f"<th>{html.escape(label)}</th>"]
+        cells = [_th(label)]
         twin = next((c.twin for r in results for c in r.per_class if c.label == label), None)
         cells.append(_td(twin, num=False))
         for r in results:
@@ -226,16 +220,16 @@ def _arrow_section(results: Sequence[ArrowOfTimeResult]) -> str:
             cells.append(_td(text))
         rows.append(cells)
     summary = "; ".join(f"{r.model}: {pct(r.changed_share)} of {r.clips} predictions change" for r in results)
-    return (
+    return Html(
         "<h2>Arrow of time: play every clip backwards</h2>"
-        f"<p>{html.escape(summary)}.</p>"
+        f"<p>{esc(summary)}.</p>"
         "<p class='small'>Fresh synthetic clips, each classified as is and time-reversed. A frame-order-blind "
         "model changes nothing; a model that sees motion should turn each time-reversed class into its twin and "
-        "leave the others alone.</p>" + _table(header, rows)
+        "leave the others alone.</p>" + table(header, rows)
     )
 
 
-def _filters_section(images: Sequence[FilterImages]) -> str:
+def _filters_section(images: Sequence[FilterImages]) -> Html:
     parts = [
         "<h2>First-layer filters</h2><p class='small'>Each tile is one RGB filter (grey = 0), animated over "
         "its temporal taps.</p><table><tr>"
@@ -243,11 +237,11 @@ def _filters_section(images: Sequence[FilterImages]) -> str:
     for item in images:
         how = "composed 1xkxk then tx1x1, ReLU ignored" if item.composed else "as learned"
         parts.append(
-            f"<td>{_img(item.gif.read_bytes(), 'image/gif', f'{item.model} filters', 'gif')}<br>"
-            f"<span class='small'>{html.escape(item.model)} ({item.weights} weights), {html.escape(item.source)}, "
-            f"shape {html.escape(str(item.shape))}, {how}</span></td>"
+            f"<td>{img(data_uri(item.gif.read_bytes(), 'image/gif'), f'{item.model} filters', cls='gif')}<br>"
+            f"<span class='small'>{esc(item.model)} ({item.weights} weights), {esc(item.source)}, "
+            f"shape {esc(str(item.shape))}, {how}</span></td>"
         )
-    return "".join(parts) + "</tr></table>"
+    return Html("".join(parts) + "</tr></table>")
 
 
 def build_report(
@@ -280,21 +274,20 @@ def build_report(
     ]
     step("filters")
     filters = [render_filters(name, out / "filters") for name in inputs.filter_models]
-    page = "\n".join(
-        [
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>forwardlab convolution lab</title>",
-            f"<style>{CSS}{_EXTRA_CSS}</style></head><body>",
-            "<h1>Convolution lab: why and how convolutions work for video</h1>",
+    document = page(
+        "forwardlab convolution lab",
+        Html(
+            "<h1>Convolution lab: why and how convolutions work for video</h1>"
             "<p class='small'>Every number on this page was measured when it was written; rerun with "
-            "<code>forwardlab video convlab report</code>.</p>",
-            _compare_section(headline),
-            _cost_section(costs, variants, "x".join(map(str, layer_clip))),
-            _rf_section(fields),
-            _equivariance_section(equivariance),
-            _arrow_section(arrows),
-            _filters_section(filters),
-            "</body></html>\n",
-        ]
+            "<code>forwardlab video convlab report</code>.</p>"
+        ),
+        _compare_section(headline),
+        _cost_section(costs, variants, "x".join(map(str, layer_clip))),
+        _rf_section(fields),
+        _equivariance_section(equivariance),
+        _arrow_section(arrows),
+        _filters_section(filters),
+        css=_EXTRA_CSS,
     )
     data = {
         "compare": headline.to_dict(),
@@ -306,5 +299,5 @@ def build_report(
         "filters": [f.to_dict() for f in filters],
     }
     write_text_atomic(out / DATA_NAME, json.dumps(data, indent=2, default=str) + "\n")
-    write_text_atomic(out / REPORT_NAME, page)
+    write_text_atomic(out / REPORT_NAME, document)
     return Report(out / REPORT_NAME, out / DATA_NAME)

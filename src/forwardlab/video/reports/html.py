@@ -44,6 +44,10 @@ class Html(str):
     """A string that is already markup: `cell` and `table` pass it through instead of escaping it."""
 
 
+class Cell(Html):
+    """A whole table cell, tag and attributes included (see `cell`): `table` puts it in as it is."""
+
+
 def esc(value: object) -> Html:
     """Markup for any value: `Html` unchanged, None as an empty cell, everything else escaped."""
     if isinstance(value, Html):
@@ -51,13 +55,22 @@ def esc(value: object) -> Html:
     return Html("" if value is None else html.escape(str(value)))
 
 
+def cell(value: object, *, header: bool = False, cls: str = "", colspan: int = 0) -> Cell:
+    """One cell for `table` where the default does not fit: a row header (`<th>`), a class, a span."""
+    tag = "th" if header else "td"
+    attrs = (f" class='{esc(cls)}'" if cls else "") + (f" colspan='{colspan}'" if colspan else "")
+    return Cell(f"<{tag}{attrs}>{esc(value)}</{tag}>")
+
+
 def table(header: Sequence[object], rows: Iterable[Sequence[object]], *, cls: str = "", id_: str = "") -> Html:
-    """A table; numbers are right-aligned, every value not marked `Html` is escaped."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    """A table; numbers are right-aligned, every value not marked `Html` is escaped, a `Cell` goes in as it is."""
+    head = "".join(h if isinstance(h, Cell) else f"<th>{esc(h)}</th>" for h in header)
     body = []
     for row in rows:
         cells = "".join(
-            f"<td class='num'>{esc(v)}</td>"
+            v
+            if isinstance(v, Cell)
+            else f"<td class='num'>{esc(v)}</td>"
             if isinstance(v, int | float) and not isinstance(v, bool)
             else f"<td>{esc(v)}</td>"
             for v in row
@@ -78,14 +91,15 @@ def nav(links: Sequence[tuple[str, str]]) -> Html:
     return Html("<nav>" + "".join(f"<a href='#{esc(a)}'>{esc(t)}</a>" for a, t in links) + "</nav>")
 
 
-def page(title: str, *parts: object, script: str = "") -> str:
-    """A whole self-contained document: inline CSS, optional inline script, no external requests."""
+def page(title: str, *parts: object, script: str = "", css: str = "") -> str:
+    """A whole self-contained document: inline CSS (the shared sheet plus `css`), optional inline script, no
+    external requests."""
     js = f"<script>{script}</script>" if script else ""
     body = "".join(esc(p) for p in parts)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{body}{js}</body></html>\n"
+        f"<title>{esc(title)}</title><style>{CSS}{css}</style></head><body>{body}{js}</body></html>\n"
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,9 +30,10 @@ def _figure(width_in: float, height_in: float) -> Figure:
     return Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
 
 
-def to_data_uri(fig: Figure) -> str:
+def to_data_uri(fig: Figure, **savefig: Any) -> str:
+    """The figure as an inline PNG `data:` URI; `savefig` options (dpi, bbox_inches) pass through."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", **savefig)
     return png_bytes_uri(buffer.getvalue())
 
 
