@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from forwardlab.monitor.data import PreparedData
+from tests.cli_runner import run as run_cli
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "forwardlab", "monitor", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=os.environ | {"COLUMNS": "200", "NO_COLOR": "1"} | (env or {}),
-    )
+    return run_cli("monitor", *args, env=env)
 
 
 def test_help_lists_the_commands_with_examples() -> None:

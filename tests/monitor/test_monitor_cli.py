@@ -4,9 +4,7 @@ a real store and webhook receiver; results equal the library's, user errors are 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,19 +14,14 @@ from forwardlab.monitor.drift import compare, drift_config
 from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import read_frame
+from tests.cli_runner import run as run_cli
 from tests.monitor.webhook import webhook_receiver
 
 NUMERICAL, CATEGORICAL = ",".join(NUMERIC_FEATURES), ",".join(CATEGORICAL_FEATURES)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "forwardlab", "monitor", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=os.environ | {"COLUMNS": "200", "NO_COLOR": "1"} | (env or {}),
-    )
+    return run_cli("monitor", *args, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -191,7 +191,9 @@ def drift(
     from forwardlab.monitor.results import finite
     from forwardlab.monitor.windows import read_frame
 
-    config = _drift_config(numerical, categorical, test, threshold, drift_share, min_rows)
+    config = _drift_config(
+        numerical, categorical, _pairs(test, "--test"), _pairs(threshold, "--threshold"), drift_share, min_rows
+    )
     ref_frame, cur_frame = read_frame(reference), read_frame(current)
     result = compare(ref_frame, cur_frame, config)
     if json_out:
@@ -520,19 +522,17 @@ def _overrides(tests: dict[str, str], thresholds: dict[str, str]) -> dict[str, d
 def _drift_config(
     numerical: str,
     categorical: str,
-    tests: list[str] | dict[str, str] | None,
-    thresholds: list[str] | dict[str, str] | None,
+    tests: dict[str, str],
+    thresholds: dict[str, str],
     drift_share: float,
     min_rows: int,
 ) -> DriftConfig:
     from forwardlab.monitor.drift import drift_config
 
-    test_map = tests if isinstance(tests, dict) else _pairs(tests, "--test")
-    threshold_map = thresholds if isinstance(thresholds, dict) else _pairs(thresholds, "--threshold")
     return drift_config(
         numerical=_names(numerical),
         categorical=_names(categorical),
-        overrides=_overrides(test_map, threshold_map),
+        overrides=_overrides(tests, thresholds),
         drift_share=drift_share,
         min_rows=min_rows,
     )

@@ -172,8 +172,9 @@ class StatTest(abc.ABC):
     @abc.abstractmethod
     def _score(self, pair: ColumnPair) -> float: ...
 
-    @abc.abstractmethod
-    def drifted(self, score: float, threshold: float) -> bool: ...
+    def drifted(self, score: float, threshold: float) -> bool:
+        """Evidently's rule: p-values drift below the threshold, distances at or above it (K-S overrides)."""
+        return score < threshold if self.p_value else score >= threshold
 
     def severity(self, score: float, threshold: float) -> float:
         """The score against the threshold on one scale for every test (1: at the threshold, above: toward
@@ -224,9 +225,6 @@ class ChiSquare(StatTest):
         with np.errstate(divide="ignore", invalid="ignore"):  # expected 0: see `caveat`
             return float(stats.chisquare(cur_counts, expected).pvalue)
 
-    def drifted(self, score: float, threshold: float) -> bool:
-        return score < threshold
-
     def caveat(self, pair: ColumnPair) -> str | None:
         new = pair.only_in_current
         if not new:
@@ -258,9 +256,6 @@ class ZTest(StatTest):
         z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
         return float(2 * (1 - stats.norm.cdf(np.abs(z))))
 
-    def drifted(self, score: float, threshold: float) -> bool:
-        return score < threshold
-
 
 @register
 class WassersteinNormed(StatTest):
@@ -276,9 +271,6 @@ class WassersteinNormed(StatTest):
         distance_ = float(np.dot(np.abs(ref_cdf - cur_cdf), np.diff(keys)))
         return distance_ / max(pair.reference.std, 0.001)
 
-    def drifted(self, score: float, threshold: float) -> bool:
-        return score >= threshold
-
 
 @register
 class JensenShannon(StatTest):
@@ -291,9 +283,6 @@ class JensenShannon(StatTest):
         ref_shares, cur_shares = binned_shares(pair, fill_zeros=False)
         return float(distance.jensenshannon(ref_shares, cur_shares))
 
-    def drifted(self, score: float, threshold: float) -> bool:
-        return score >= threshold
-
 
 @register
 class PopulationStabilityIndex(StatTest):
@@ -305,9 +294,6 @@ class PopulationStabilityIndex(StatTest):
     def _score(self, pair: ColumnPair) -> float:
         ref_shares, cur_shares = binned_shares(pair, fill_zeros=True)
         return float(np.sum((ref_shares - cur_shares) * np.log(ref_shares / cur_shares)))
-
-    def drifted(self, score: float, threshold: float) -> bool:
-        return score >= threshold
 
 
 def binned_shares(pair: ColumnPair, *, fill_zeros: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -121,6 +121,22 @@ def _worker_start(parent_pid: int, reports: bool) -> None:
 
 
 _stores: dict[str, Store] = {}
+_references: dict[tuple[Any, pd.Timestamp], pd.DataFrame] = {}  # by (store URL, reference end)
+
+
+class _ReplayReference(ReferenceSource):
+    """The store's training reference, read once per worker and reused by every month.
+
+    It cannot change while months are monitored: the replay scores and labels the training sample before
+    it submits the first month, and every later label is a sale at or after `end`.
+    """
+
+    def load(self, store: Store) -> pd.DataFrame:
+        assert self.end is not None
+        key = (store.url, pd.Timestamp(self.end))
+        if key not in _references:
+            _references[key] = super().load(store)
+        return _references[key].copy()  # a month's monitor gets its own frame, as a fresh read would give it
 
 
 def _monitor_window(
@@ -139,7 +155,7 @@ def _monitor_window(
         store,
         window=WINDOW,
         config=DriftConfig.model_validate(features),
-        reference=ReferenceSource(end=reference_end.to_pydatetime()),
+        reference=_ReplayReference(end=reference_end.to_pydatetime()),
         start=start.to_pydatetime(),
         end=end.to_pydatetime(),
         out_dir=out,
