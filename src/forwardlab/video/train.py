@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from forwardlab.download import sha256_file
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.video.data.folder import open_dataset
 from forwardlab.video.data.manifest import MANIFEST_NAME, ClipRecord, Manifest
@@ -507,14 +508,6 @@ def _write_metrics(path: Path, history: Sequence[dict[str, float]]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _evaluate(
     model: nn.Module, loader: Any, recipe: Recipe, num_classes: int
 ) -> tuple[float, float, float, list[int], list[int]]:
@@ -782,7 +775,7 @@ def train(
             "base_model": model,
             "classes": list(classes),
             "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()},
-            "weights": {"file": MODEL_NAME, "sha256": _sha256(model_path)},
+            "weights": {"file": MODEL_NAME, "sha256": sha256_file(model_path)},
             "init": {
                 "from_pretrained": from_pretrained,
                 "pretrained_weights": str(prepared.pretrained_weights) if prepared.pretrained_weights else None,
