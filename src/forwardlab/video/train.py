@@ -235,11 +235,6 @@ class _Clip:
     cache: str | None
 
 
-def _decode_size(recipe: Recipe) -> int | tuple[int, int]:
-    size = recipe.decode_size
-    return size if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
 def _cache_timestamps(path: str, recipe: Recipe) -> list[Any]:
     """Every frame time at CACHE_RATE_FACTOR x the recipe's rate, over the whole video."""
     from fractions import Fraction
@@ -263,7 +258,7 @@ def _write_cache(clip: _Clip, recipe: Recipe) -> str | None:
     if target.is_file():
         return None
     try:
-        frames = read_frames(clip.path, _cache_timestamps(clip.path, recipe), size=_decode_size(recipe)).data
+        frames = read_frames(clip.path, _cache_timestamps(clip.path, recipe), size=recipe.decode_size).data
     except VideoDecodeError as exc:
         return exc.reason
     except Exception as exc:  # PyAV raises many types for odd files: record, go on
@@ -355,7 +350,7 @@ class _ClipData:
             stamps = clip_timestamps(info, t, self.recipe.fps, start_s)
         else:
             stamps = multiview_timestamps(info, 1, t, self.recipe.fps)[0]
-        return read_frames(clip.path, stamps, size=_decode_size(self.recipe)).data
+        return read_frames(clip.path, stamps, size=self.recipe.decode_size).data
 
     def _spatial(self, frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         from forwardlab.video.transforms import _hw, resize, spatial_crops
@@ -439,7 +434,7 @@ def _choose_splits(manifest: Manifest, split: str | None, val_split: str | None)
 
 
 def _cache_bytes(records: Sequence[ClipRecord], recipe: Recipe) -> float:
-    size = _decode_size(recipe)
+    size = recipe.decode_size
     total = 0.0
     for r in records:
         if isinstance(size, int):
@@ -623,7 +618,7 @@ def train(
         )
         keep_cache = cache_dir is not None
         cache_root = Path(cache_dir) if cache_dir is not None else out / CACHE_DIR
-        cache_tag = f"{_decode_size(recipe)}@{recipe.fps * CACHE_RATE_FACTOR:g}"
+        cache_tag = f"{recipe.decode_size}@{recipe.fps * CACHE_RATE_FACTOR:g}"
 
         def clip(r: ClipRecord) -> _Clip:
             # the cache file depends on the video and on the decoded size and rate
