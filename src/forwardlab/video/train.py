@@ -503,14 +503,12 @@ def _write_metrics(path: Path, history: Sequence[dict[str, float]]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
-def _evaluate(
-    model: nn.Module, loader: Any, recipe: Recipe, num_classes: int
-) -> tuple[float, float, float, list[int], list[int]]:
-    """(loss, top-1, top-5, labels, predictions) of the centred clip of every validation video."""
+def _evaluate(model: nn.Module, loader: Any, recipe: Recipe, num_classes: int) -> tuple[float, float, float]:
+    """(loss, top-1, top-5) of the centred clip of every validation video."""
     from forwardlab.video.transforms import to_model_input
 
     model.eval()
-    losses, labels, top1, top5 = 0.0, [], [], 0
+    losses, seen, top1, top5 = 0.0, 0, 0, 0
     k = min(5, num_classes)
     with torch.inference_mode():
         for batch_data in loader:
@@ -520,12 +518,11 @@ def _evaluate(
             logits = model(to_model_input(clips, recipe.mean, recipe.std))
             losses += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             ranked = logits.topk(k, dim=1).indices
-            top1.extend(ranked[:, 0].tolist())
+            top1 += int((ranked[:, 0] == y).sum())
             top5 += int((ranked == y[:, None]).any(dim=1).sum())
-            labels.extend(y.tolist())
-    n = max(1, len(labels))
-    correct = sum(int(a == b) for a, b in zip(labels, top1, strict=True))
-    return losses / n, correct / n, top5 / n, labels, top1
+            seen += len(y)
+    n = max(1, seen)
+    return losses / n, top1 / n, top5 / n
 
 
 def train(
@@ -742,7 +739,7 @@ def train(
                 "train_top1": correct / max(1, seen),
             }
             if val_loader is not None:
-                val_loss, val_top1, val_top5, _, _ = _evaluate(net, val_loader, recipe, len(classes))
+                val_loss, val_top1, val_top5 = _evaluate(net, val_loader, recipe, len(classes))
                 row.update(val_loss=val_loss, val_top1=val_top1, val_top5=val_top5)
             row["seconds"] = time.perf_counter() - epoch_start
             history.append(row)
