@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -68,6 +68,9 @@ from forwardlab.video.models.registry import (
     load_model,
     register,
 )
+
+if TYPE_CHECKING:
+    from forwardlab.video.io import VideoInfo
 
 Progress = Callable[[int, int], None]
 
@@ -311,6 +314,7 @@ class _ClipData:
 
     def __init__(self, clips: Sequence[_Clip], recipe: Recipe, *, train: bool, flip: bool, seed: int) -> None:
         self.clips, self.recipe, self.train, self.flip, self.seed = list(clips), recipe, train, flip, seed
+        self._infos: dict[str, VideoInfo] = {}  # probes of this process (a persistent worker keeps its own)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -342,7 +346,9 @@ class _ClipData:
         from forwardlab.video.io import probe, read_frames
         from forwardlab.video.sampling import _first_last, clip_timestamps, multiview_timestamps
 
-        info = probe(clip.path)
+        info = self._infos.get(clip.path)
+        if info is None:  # without the cache: probe each video once, not at every epoch
+            info = self._infos[clip.path] = probe(clip.path)
         if self.train:
             first, last = _first_last(info)
             room_s = max(Fraction(0), last - first - Fraction(t - 1) / Fraction(self.recipe.fps).limit_denominator())
