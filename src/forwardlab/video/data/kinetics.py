@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-
 from forwardlab.download import cache_dir, fetch
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.video.data.layout import (
@@ -40,7 +38,8 @@ from forwardlab.video.data.layout import (
 )
 from forwardlab.video.errors import DatasetError, DownloadError
 
-if TYPE_CHECKING:  # pandas is imported where a table is read or built: `forwardlab --help` loads this module
+if TYPE_CHECKING:  # pandas and httpx are imported where they are used: `forwardlab --help` loads this module
+    import httpx
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -639,6 +638,8 @@ def _schedule(
     progress: Callable[[int, int], None] | None,
 ) -> None:
     """Keep `concurrency` partitions in flight; start no new one once `should_stop()` says so."""
+    import httpx
+
     total, finished = len(pending), 0
     limits = httpx.Limits(max_connections=concurrency + 1)
     with httpx.Client(follow_redirects=True, limits=limits) as client, ThreadPoolExecutor(concurrency) as pool:
