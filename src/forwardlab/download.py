@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from forwardlab.errors import DownloadError
+
+if TYPE_CHECKING:  # httpx is imported by the calls that use it: the CLI loads this module at start
+    import httpx
 
 Progress = Callable[[int, int], None]
 """`progress(bytes_done, bytes_total)`; `bytes_total` is 0 while the size is unknown."""
@@ -88,12 +90,15 @@ def fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
     request = _Request(url, partial_path(dest), expected_size, timeout_s, progress)
     owned = client is None
-    http = client if client is not None else httpx.Client(follow_redirects=True)
+    if client is None:
+        import httpx
+
+        client = httpx.Client(follow_redirects=True)
     try:
-        _download(http, request, retries, backoff_s)
+        _download(client, request, retries, backoff_s)
     finally:
         if owned:
-            http.close()
+            client.close()
     _check_digest(request, sha256)
     os.replace(request.partial, dest)
     return dest
@@ -130,6 +135,8 @@ def _backoff(base_s: float, failures: int) -> float:
 
 def _attempt(client: httpx.Client, request: _Request) -> None:
     """One GET that appends to the partial file; raises `_Transient` for what a retry may fix."""
+    import httpx
+
     offset = _size(request.partial)
     headers = {"Accept-Encoding": "identity"}
     if offset:

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,26 @@ def test_loss_falls_and_the_run_writes_its_files(dataset: Manifest, tmp_path: Pa
     assert card["metrics"]["epoch"] == 6 and "val_top1" in card["metrics"]
     assert {"torch", "torchvision", "forwardlab", "python", "av"} <= set(card["versions"])
     assert card["recipe"]["frames_per_clip"] == get_entry("tiny_2d").recipe.frames_per_clip
+
+
+def test_without_the_frame_cache_each_video_is_probed_once(
+    dataset: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forwardlab.video.io as video_io
+
+    probed: Counter[str] = Counter()
+    real_probe = video_io.probe
+
+    def counting_probe(path: str | Path) -> video_io.VideoInfo:
+        probed[str(path)] += 1
+        return real_probe(path)
+
+    monkeypatch.setattr(video_io, "probe", counting_probe)
+    result = train(dataset, "tiny_2d", out=tmp_path / "run", cache=False, **{**FAST, "epochs": 2, "workers": 0})
+    assert len(result.history) == 2 and not result.failed
+    assert not json.loads(result.card_path.read_text())["training"]["frame_cache"]
+    assert len(probed) == 12 + 6, probed  # every training and validation video, each once over both epochs
+    assert set(probed.values()) == {1}, probed
 
 
 _KILLED_RUN = """

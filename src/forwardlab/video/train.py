@@ -43,14 +43,16 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from forwardlab.download import sha256_file
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.video.data.folder import open_dataset
 from forwardlab.video.data.manifest import MANIFEST_NAME, ClipRecord, Manifest
@@ -66,6 +68,9 @@ from forwardlab.video.models.registry import (
     load_model,
     register,
 )
+
+if TYPE_CHECKING:
+    from forwardlab.video.io import VideoInfo
 
 Progress = Callable[[int, int], None]
 
@@ -233,11 +238,6 @@ class _Clip:
     cache: str | None
 
 
-def _decode_size(recipe: Recipe) -> int | tuple[int, int]:
-    size = recipe.decode_size
-    return size if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
 def _cache_timestamps(path: str, recipe: Recipe) -> list[Any]:
     """Every frame time at CACHE_RATE_FACTOR x the recipe's rate, over the whole video."""
     from fractions import Fraction
@@ -261,7 +261,7 @@ def _write_cache(clip: _Clip, recipe: Recipe) -> str | None:
     if target.is_file():
         return None
     try:
-        frames = read_frames(clip.path, _cache_timestamps(clip.path, recipe), size=_decode_size(recipe)).data
+        frames = read_frames(clip.path, _cache_timestamps(clip.path, recipe), size=recipe.decode_size).data
     except VideoDecodeError as exc:
         return exc.reason
     except Exception as exc:  # PyAV raises many types for odd files: record, go on
@@ -314,6 +314,7 @@ class _ClipData:
 
     def __init__(self, clips: Sequence[_Clip], recipe: Recipe, *, train: bool, flip: bool, seed: int) -> None:
         self.clips, self.recipe, self.train, self.flip, self.seed = list(clips), recipe, train, flip, seed
+        self._infos: dict[str, VideoInfo] = {}  # probes of this process (a persistent worker keeps its own)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -345,7 +346,9 @@ class _ClipData:
         from forwardlab.video.io import probe, read_frames
         from forwardlab.video.sampling import _first_last, clip_timestamps, multiview_timestamps
 
-        info = probe(clip.path)
+        info = self._infos.get(clip.path)
+        if info is None:  # without the cache: probe each video once, not at every epoch
+            info = self._infos[clip.path] = probe(clip.path)
         if self.train:
             first, last = _first_last(info)
             room_s = max(Fraction(0), last - first - Fraction(t - 1) / Fraction(self.recipe.fps).limit_denominator())
@@ -353,7 +356,7 @@ class _ClipData:
             stamps = clip_timestamps(info, t, self.recipe.fps, start_s)
         else:
             stamps = multiview_timestamps(info, 1, t, self.recipe.fps)[0]
-        return read_frames(clip.path, stamps, size=_decode_size(self.recipe)).data
+        return read_frames(clip.path, stamps, size=self.recipe.decode_size).data
 
     def _spatial(self, frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         from forwardlab.video.transforms import _hw, resize, spatial_crops
@@ -437,7 +440,7 @@ def _choose_splits(manifest: Manifest, split: str | None, val_split: str | None)
 
 
 def _cache_bytes(records: Sequence[ClipRecord], recipe: Recipe) -> float:
-    size = _decode_size(recipe)
+    size = recipe.decode_size
     total = 0.0
     for r in records:
         if isinstance(size, int):
@@ -506,22 +509,12 @@ def _write_metrics(path: Path, history: Sequence[dict[str, float]]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _evaluate(
-    model: nn.Module, loader: Any, recipe: Recipe, num_classes: int
-) -> tuple[float, float, float, list[int], list[int]]:
-    """(loss, top-1, top-5, labels, predictions) of the centred clip of every validation video."""
+def _evaluate(model: nn.Module, loader: Any, recipe: Recipe, num_classes: int) -> tuple[float, float, float]:
+    """(loss, top-1, top-5) of the centred clip of every validation video."""
     from forwardlab.video.transforms import to_model_input
 
     model.eval()
-    losses, labels, top1, top5 = 0.0, [], [], 0
+    losses, seen, top1, top5 = 0.0, 0, 0, 0
     k = min(5, num_classes)
     with torch.inference_mode():
         for batch_data in loader:
@@ -531,12 +524,11 @@ def _evaluate(
             logits = model(to_model_input(clips, recipe.mean, recipe.std))
             losses += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             ranked = logits.topk(k, dim=1).indices
-            top1.extend(ranked[:, 0].tolist())
+            top1 += int((ranked[:, 0] == y).sum())
             top5 += int((ranked == y[:, None]).any(dim=1).sum())
-            labels.extend(y.tolist())
-    n = max(1, len(labels))
-    correct = sum(int(a == b) for a, b in zip(labels, top1, strict=True))
-    return losses / n, correct / n, top5 / n, labels, top1
+            seen += len(y)
+    n = max(1, seen)
+    return losses / n, top1 / n, top5 / n
 
 
 def train(
@@ -582,34 +574,259 @@ def train(
 
     Resumable: rerun with the same arguments into the same `out` after a kill.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(compute_threads(threads, workers))
-    try:
-        return _train(
-            data,
-            model,
-            out=out,
-            from_pretrained=from_pretrained,
-            epochs=epochs,
-            batch=batch,
-            lr=lr,
-            weight_decay=weight_decay,
-            warmup_epochs=warmup_epochs,
-            workers=workers,
-            seed=seed,
-            split=split,
-            val_split=val_split,
-            classes=classes,
-            flip=flip,
-            cache=cache,
-            cache_limit_gb=cache_limit_gb,
-            cache_dir=cache_dir,
-            overwrite=overwrite,
-            progress=progress,
-            on_epoch=on_epoch,
+    with _torch_threads(compute_threads(threads, workers)):
+        started = time.perf_counter()
+        get_entry(model)  # an unknown name fails first, listing the known ones
+        if epochs < 1:
+            raise TrainError(f"epochs must be >= 1, got {epochs}")
+        if batch < 1:
+            raise TrainError(f"batch must be >= 1, got {batch}")
+        if lr <= 0 or weight_decay < 0 or warmup_epochs < 0:
+            raise TrainError(
+                f"need lr > 0, weight_decay >= 0, warmup_epochs >= 0 (got {lr}, {weight_decay}, {warmup_epochs})"
+            )
+        if workers < 0:
+            raise TrainError(f"workers must be >= 0, got {workers}")
+        out = Path(out)
+        _check_out(out, overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+
+        manifest = open_dataset(data, import_into=out, workers=workers)
+        split, val_split = _choose_splits(manifest, split, val_split)
+        where = f" in split {split!r}" if split else ""
+        train_rows = _usable(manifest, split)
+        if not train_rows:
+            raise DatasetError(
+                f"{manifest.path}: the dataset is empty: no labelled, downloaded clips{where} to train on"
+            )
+        found = sorted({r.label for r in train_rows if r.label})
+        if classes is None:
+            entry = get_entry(model)
+            classes = entry.classes if from_pretrained and set(found) == set(entry.classes) else found
+        classes = tuple(classes)
+        if len(classes) < 2:
+            raise DatasetError(
+                f"{manifest.path}: only one class ({classes[0]!r}){where}; a classifier needs at least two classes"
+            )
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise TrainError(f"labels {', '.join(unknown)} are in the data but not in classes={list(classes)}")
+        index = {c: i for i, c in enumerate(classes)}
+        val_rows = [r for r in _usable(manifest, val_split) if r.label in index] if val_split else []
+
+        recipe = get_entry(model).recipe
+        use_flip = flip_allowed(classes) if flip is None else flip
+        use_cache = (
+            cache if cache is not None else _cache_bytes(train_rows + val_rows, recipe) <= cache_limit_gb * 2**30
         )
-    finally:
-        torch.set_num_threads(before)
+        keep_cache = cache_dir is not None
+        cache_root = Path(cache_dir) if cache_dir is not None else out / CACHE_DIR
+        cache_tag = f"{recipe.decode_size}@{recipe.fps * CACHE_RATE_FACTOR:g}"
+
+        def clip(r: ClipRecord) -> _Clip:
+            # the cache file depends on the video and on the decoded size and rate
+            key = hashlib.sha1(f"{manifest.absolute(r)}|{cache_tag}".encode()).hexdigest()[:16]
+            assert r.label is not None
+            return _Clip(
+                r.path, str(manifest.absolute(r)), index[r.label], str(cache_root / f"{key}.npy") if use_cache else None
+            )
+
+        train_clips, val_clips = [clip(r) for r in train_rows], [clip(r) for r in val_rows]
+        config: dict[str, Any] = {
+            "model": model,
+            "from_pretrained": from_pretrained,
+            "manifest": str(manifest.path.resolve()),
+            "split": split,
+            "val_split": val_split,
+            "classes": list(classes),
+            "epochs": epochs,
+            "batch": batch,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "warmup_epochs": warmup_epochs,
+            "seed": seed,
+            "flip": use_flip,
+            "cached": use_cache,
+        }
+
+        failed: dict[str, str] = {}
+        if use_cache:
+            failed = _fill_cache(train_clips + val_clips, recipe, workers)
+            train_clips = [c for c in train_clips if c.key not in failed]
+            val_clips = [c for c in val_clips if c.key not in failed]
+            if len({c.label for c in train_clips}) < 2:
+                reasons = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
+                raise DatasetError(f"{manifest.path}: too few clips could be decoded to train on ({reasons})")
+
+        prepared = prepare_model(model, classes, from_pretrained=from_pretrained, seed=seed)
+        net = prepared.model
+        optimizer = _optimizer(net, lr, weight_decay)
+        drop_last = len(train_clips) > batch
+        steps_per_epoch = len(train_clips) // batch if drop_last else 1
+        total_steps = steps_per_epoch * epochs
+        warmup_steps = round(warmup_epochs * steps_per_epoch)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
+
+        history: list[dict[str, float]] = []
+        start_epoch = 0
+        checkpoint = out / CHECKPOINT_NAME
+        if checkpoint.is_file():
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            previous = state["config"]
+            differ = [k for k in _RESUME_KEYS if previous.get(k) != config.get(k)]
+            if differ:
+                shown = "; ".join(f"{k}: {previous.get(k)!r} there, {config.get(k)!r} now" for k in differ)
+                raise TrainError(
+                    f"{out}: holds a checkpoint of a run with other settings ({shown}); "
+                    "use another --out, or --overwrite to start over"
+                )
+            net.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history = list(state["history"])
+            start_epoch = int(state["epoch"])
+
+        train_data = _ClipData(train_clips, recipe, train=True, flip=use_flip, seed=seed)
+        sampler = _EpochSampler(len(train_clips), seed, shuffle=True)
+        loader: Any = torch.utils.data.DataLoader(
+            train_data,  # type: ignore[arg-type]
+            batch_size=batch,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=workers,
+            collate_fn=_collate,
+            persistent_workers=workers > 0,
+            prefetch_factor=2 if workers > 0 else None,
+            # its own generator: creating an iterator must not draw from torch's global one (dropout's), or a
+            # resumed run, whose first iterator comes later, would see different dropout masks
+            generator=torch.Generator().manual_seed(seed),
+        )
+        val_loader: Any = None
+        if val_clips:
+            val_loader = torch.utils.data.DataLoader(
+                _ClipData(val_clips, recipe, train=False, flip=False, seed=seed),  # type: ignore[arg-type]
+                batch_size=batch,
+                sampler=_EpochSampler(len(val_clips), seed, shuffle=False),
+                num_workers=0 if use_cache else workers,
+                collate_fn=_collate,
+                generator=torch.Generator().manual_seed(seed),
+            )
+
+        from forwardlab.video.transforms import to_model_input
+
+        if progress is not None:
+            progress(start_epoch * steps_per_epoch, total_steps)
+        for epoch in range(start_epoch, epochs):
+            epoch_start = time.perf_counter()
+            sampler.epoch = epoch
+            torch.manual_seed(seed * 100_003 + epoch)  # dropout and anything else drawing from torch
+            net.train()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for step, batch_data in enumerate(loader, 1):
+                if batch_data is None:  # every clip of the batch failed to decode (no cache): skip the step
+                    scheduler.step()
+                    continue
+                clips, y = batch_data
+                logits = net(to_model_input(clips, recipe.mean, recipe.std))
+                loss = nn.functional.cross_entropy(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.item() * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                if progress is not None:
+                    progress(epoch * steps_per_epoch + step, total_steps)
+            row: dict[str, float] = {
+                "epoch": epoch + 1,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": loss_sum / max(1, seen),
+                "train_top1": correct / max(1, seen),
+            }
+            if val_loader is not None:
+                val_loss, val_top1, val_top5 = _evaluate(net, val_loader, recipe, len(classes))
+                row.update(val_loss=val_loss, val_top1=val_top1, val_top5=val_top5)
+            row["seconds"] = time.perf_counter() - epoch_start
+            history.append(row)
+            _write_metrics(out / METRICS_NAME, history)
+            state = {
+                "epoch": epoch + 1,
+                "config": config,
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": history,
+            }
+            with atomic_path(checkpoint) as tmp:
+                torch.save(state, tmp)
+            if on_epoch is not None:
+                on_epoch(row)
+
+        model_path = out / MODEL_NAME
+        with atomic_path(model_path) as tmp:
+            torch.save(net.state_dict(), tmp)
+        per_class = Counter(classes[c.label] for c in train_clips)
+        card = {
+            "format": CARD_FORMAT,
+            "format_version": CARD_VERSION,
+            "base_model": model,
+            "classes": list(classes),
+            "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()},
+            "weights": {"file": MODEL_NAME, "sha256": sha256_file(model_path)},
+            "init": {
+                "from_pretrained": from_pretrained,
+                "pretrained_weights": str(prepared.pretrained_weights) if prepared.pretrained_weights else None,
+                "head_replaced": prepared.head_replaced,
+                "head_classes_kept": list(prepared.head_classes_kept),
+            },
+            "data": {
+                "manifest": config["manifest"],
+                "root": str(manifest.root),
+                "split": split,
+                "val_split": val_split,
+                "train_clips": len(train_clips),
+                "val_clips": len(val_clips),
+                "train_clips_per_class": {c: per_class.get(c, 0) for c in classes},
+                "failed": failed,
+            },
+            "training": {
+                "epochs": epochs,
+                "batch": batch,
+                "optimizer": "AdamW",
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "schedule": "linear warm-up then cosine decay to 0, per step",
+                "warmup_epochs": warmup_epochs,
+                "steps": total_steps,
+                "seed": seed,
+                "augmentation": {
+                    "temporal": "random offset of the clip inside the video",
+                    "spatial": f"random resized crop, area {list(CROP_SCALE)}, aspect x{list(CROP_RATIO)}",
+                    "horizontal_flip": use_flip,
+                },
+                "frame_cache": use_cache,
+                "seconds": round(sum(row["seconds"] for row in history), 1),  # summed over epochs, resumes included
+            },
+            "metrics": history[-1] if history else {},
+            "history": history,
+            "versions": _versions(),
+        }
+        write_text_atomic(out / CARD_NAME, json.dumps(card, indent=2) + "\n")
+        checkpoint.unlink(missing_ok=True)
+        if not keep_cache:
+            shutil.rmtree(cache_root, ignore_errors=True)
+        return TrainResult(
+            out=out,
+            model_path=model_path,
+            card_path=out / CARD_NAME,
+            metrics_path=out / METRICS_NAME,
+            classes=classes,
+            history=history,
+            resumed_from_epoch=start_epoch,
+            seconds=time.perf_counter() - started,
+            failed=failed,
+        )
 
 
 def compute_threads(threads: int | None, workers: int) -> int:
@@ -625,278 +842,15 @@ def compute_threads(threads: int | None, workers: int) -> int:
     return max(1, cpus - workers)
 
 
-def _train(
-    data: str | Path | Manifest,
-    model: str,
-    *,
-    out: str | Path,
-    from_pretrained: bool = False,
-    epochs: int = 10,
-    batch: int = 16,
-    lr: float = 2e-3,
-    weight_decay: float = 0.05,
-    warmup_epochs: float = 1.0,
-    workers: int = 2,
-    seed: int = 0,
-    split: str | None = None,
-    val_split: str | None = "auto",
-    classes: Sequence[str] | None = None,
-    flip: bool | None = None,
-    cache: bool | None = None,
-    cache_limit_gb: float = 4.0,
-    cache_dir: str | Path | None = None,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-) -> TrainResult:
-    started = time.perf_counter()
-    get_entry(model)  # an unknown name fails first, listing the known ones
-    if epochs < 1:
-        raise TrainError(f"epochs must be >= 1, got {epochs}")
-    if batch < 1:
-        raise TrainError(f"batch must be >= 1, got {batch}")
-    if lr <= 0 or weight_decay < 0 or warmup_epochs < 0:
-        raise TrainError(
-            f"need lr > 0, weight_decay >= 0, warmup_epochs >= 0 (got {lr}, {weight_decay}, {warmup_epochs})"
-        )
-    if workers < 0:
-        raise TrainError(f"workers must be >= 0, got {workers}")
-    out = Path(out)
-    _check_out(out, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-
-    manifest = open_dataset(data, import_into=out, workers=workers)
-    split, val_split = _choose_splits(manifest, split, val_split)
-    where = f" in split {split!r}" if split else ""
-    train_rows = _usable(manifest, split)
-    if not train_rows:
-        raise DatasetError(f"{manifest.path}: the dataset is empty: no labelled, downloaded clips{where} to train on")
-    found = sorted({r.label for r in train_rows if r.label})
-    if classes is None:
-        entry = get_entry(model)
-        classes = entry.classes if from_pretrained and set(found) == set(entry.classes) else found
-    classes = tuple(classes)
-    if len(classes) < 2:
-        raise DatasetError(
-            f"{manifest.path}: only one class ({classes[0]!r}){where}; a classifier needs at least two classes"
-        )
-    unknown = sorted(set(found) - set(classes))
-    if unknown:
-        raise TrainError(f"labels {', '.join(unknown)} are in the data but not in classes={list(classes)}")
-    index = {c: i for i, c in enumerate(classes)}
-    val_rows = [r for r in _usable(manifest, val_split) if r.label in index] if val_split else []
-
-    recipe = get_entry(model).recipe
-    use_flip = flip_allowed(classes) if flip is None else flip
-    use_cache = cache if cache is not None else _cache_bytes(train_rows + val_rows, recipe) <= cache_limit_gb * 2**30
-    keep_cache = cache_dir is not None
-    cache_root = Path(cache_dir) if cache_dir is not None else out / CACHE_DIR
-    cache_tag = f"{_decode_size(recipe)}@{recipe.fps * CACHE_RATE_FACTOR:g}"
-
-    def clip(r: ClipRecord) -> _Clip:
-        # the cache file depends on the video and on the decoded size and rate
-        key = hashlib.sha1(f"{manifest.absolute(r)}|{cache_tag}".encode()).hexdigest()[:16]
-        assert r.label is not None
-        return _Clip(
-            r.path, str(manifest.absolute(r)), index[r.label], str(cache_root / f"{key}.npy") if use_cache else None
-        )
-
-    train_clips, val_clips = [clip(r) for r in train_rows], [clip(r) for r in val_rows]
-    config: dict[str, Any] = {
-        "model": model,
-        "from_pretrained": from_pretrained,
-        "manifest": str(manifest.path.resolve()),
-        "split": split,
-        "val_split": val_split,
-        "classes": list(classes),
-        "epochs": epochs,
-        "batch": batch,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "warmup_epochs": warmup_epochs,
-        "seed": seed,
-        "flip": use_flip,
-        "cached": use_cache,
-    }
-
-    failed: dict[str, str] = {}
-    if use_cache:
-        failed = _fill_cache(train_clips + val_clips, recipe, workers)
-        train_clips = [c for c in train_clips if c.key not in failed]
-        val_clips = [c for c in val_clips if c.key not in failed]
-        if len({c.label for c in train_clips}) < 2:
-            reasons = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
-            raise DatasetError(f"{manifest.path}: too few clips could be decoded to train on ({reasons})")
-
-    prepared = prepare_model(model, classes, from_pretrained=from_pretrained, seed=seed)
-    net = prepared.model
-    optimizer = _optimizer(net, lr, weight_decay)
-    drop_last = len(train_clips) > batch
-    steps_per_epoch = len(train_clips) // batch if drop_last else 1
-    total_steps = steps_per_epoch * epochs
-    warmup_steps = round(warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
-
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    checkpoint = out / CHECKPOINT_NAME
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        previous = state["config"]
-        differ = [k for k in _RESUME_KEYS if previous.get(k) != config.get(k)]
-        if differ:
-            shown = "; ".join(f"{k}: {previous.get(k)!r} there, {config.get(k)!r} now" for k in differ)
-            raise TrainError(
-                f"{out}: holds a checkpoint of a run with other settings ({shown}); "
-                "use another --out, or --overwrite to start over"
-            )
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"])
-
-    train_data = _ClipData(train_clips, recipe, train=True, flip=use_flip, seed=seed)
-    sampler = _EpochSampler(len(train_clips), seed, shuffle=True)
-    loader: Any = torch.utils.data.DataLoader(
-        train_data,  # type: ignore[arg-type]
-        batch_size=batch,
-        sampler=sampler,
-        drop_last=drop_last,
-        num_workers=workers,
-        collate_fn=_collate,
-        persistent_workers=workers > 0,
-        prefetch_factor=2 if workers > 0 else None,
-        # its own generator: creating an iterator must not draw from torch's global one (dropout's), or a
-        # resumed run, whose first iterator comes later, would see different dropout masks
-        generator=torch.Generator().manual_seed(seed),
-    )
-    val_loader: Any = None
-    if val_clips:
-        val_loader = torch.utils.data.DataLoader(
-            _ClipData(val_clips, recipe, train=False, flip=False, seed=seed),  # type: ignore[arg-type]
-            batch_size=batch,
-            sampler=_EpochSampler(len(val_clips), seed, shuffle=False),
-            num_workers=0 if use_cache else workers,
-            collate_fn=_collate,
-            generator=torch.Generator().manual_seed(seed),
-        )
-
-    from forwardlab.video.transforms import to_model_input
-
-    if progress is not None:
-        progress(start_epoch * steps_per_epoch, total_steps)
-    for epoch in range(start_epoch, epochs):
-        epoch_start = time.perf_counter()
-        sampler.epoch = epoch
-        torch.manual_seed(seed * 100_003 + epoch)  # dropout and anything else drawing from torch
-        net.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for step, batch_data in enumerate(loader, 1):
-            if batch_data is None:  # every clip of the batch failed to decode (no cache): skip the step
-                scheduler.step()
-                continue
-            clips, y = batch_data
-            logits = net(to_model_input(clips, recipe.mean, recipe.std))
-            loss = nn.functional.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            if progress is not None:
-                progress(epoch * steps_per_epoch + step, total_steps)
-        row: dict[str, float] = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / max(1, seen),
-            "train_top1": correct / max(1, seen),
-        }
-        if val_loader is not None:
-            val_loss, val_top1, val_top5, _, _ = _evaluate(net, val_loader, recipe, len(classes))
-            row.update(val_loss=val_loss, val_top1=val_top1, val_top5=val_top5)
-        row["seconds"] = time.perf_counter() - epoch_start
-        history.append(row)
-        _write_metrics(out / METRICS_NAME, history)
-        state = {
-            "epoch": epoch + 1,
-            "config": config,
-            "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "history": history,
-        }
-        with atomic_path(checkpoint) as tmp:
-            torch.save(state, tmp)
-        if on_epoch is not None:
-            on_epoch(row)
-
-    model_path = out / MODEL_NAME
-    with atomic_path(model_path) as tmp:
-        torch.save(net.state_dict(), tmp)
-    per_class = Counter(classes[c.label] for c in train_clips)
-    card = {
-        "format": CARD_FORMAT,
-        "format_version": CARD_VERSION,
-        "base_model": model,
-        "classes": list(classes),
-        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()},
-        "weights": {"file": MODEL_NAME, "sha256": _sha256(model_path)},
-        "init": {
-            "from_pretrained": from_pretrained,
-            "pretrained_weights": str(prepared.pretrained_weights) if prepared.pretrained_weights else None,
-            "head_replaced": prepared.head_replaced,
-            "head_classes_kept": list(prepared.head_classes_kept),
-        },
-        "data": {
-            "manifest": config["manifest"],
-            "root": str(manifest.root),
-            "split": split,
-            "val_split": val_split,
-            "train_clips": len(train_clips),
-            "val_clips": len(val_clips),
-            "train_clips_per_class": {c: per_class.get(c, 0) for c in classes},
-            "failed": failed,
-        },
-        "training": {
-            "epochs": epochs,
-            "batch": batch,
-            "optimizer": "AdamW",
-            "lr": lr,
-            "weight_decay": weight_decay,
-            "schedule": "linear warm-up then cosine decay to 0, per step",
-            "warmup_epochs": warmup_epochs,
-            "steps": total_steps,
-            "seed": seed,
-            "augmentation": {
-                "temporal": "random offset of the clip inside the video",
-                "spatial": f"random resized crop, area {list(CROP_SCALE)}, aspect x{list(CROP_RATIO)}",
-                "horizontal_flip": use_flip,
-            },
-            "frame_cache": use_cache,
-            "seconds": round(sum(row["seconds"] for row in history), 1),  # summed over epochs, resumes included
-        },
-        "metrics": history[-1] if history else {},
-        "history": history,
-        "versions": _versions(),
-    }
-    write_text_atomic(out / CARD_NAME, json.dumps(card, indent=2) + "\n")
-    checkpoint.unlink(missing_ok=True)
-    if not keep_cache:
-        shutil.rmtree(cache_root, ignore_errors=True)
-    return TrainResult(
-        out=out,
-        model_path=model_path,
-        card_path=out / CARD_NAME,
-        metrics_path=out / METRICS_NAME,
-        classes=classes,
-        history=history,
-        resumed_from_epoch=start_epoch,
-        seconds=time.perf_counter() - started,
-        failed=failed,
-    )
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run the block with torch using `n` compute threads; the previous count is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fill_cache(clips: Sequence[_Clip], recipe: Recipe, workers: int) -> dict[str, str]:

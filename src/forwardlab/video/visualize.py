@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from forwardlab.fileio import atomic_path
+from forwardlab.video.transforms import _hw
 
 if TYPE_CHECKING:
     from forwardlab.video.models.registry import Recipe
@@ -152,7 +153,7 @@ def _crop_box(width: int, height: int, recipe: Recipe, scale: float) -> tuple[in
         rw, rh = width * factor, height * factor
     else:
         rh, rw = resize
-    ch, cw = (recipe.crop_size, recipe.crop_size) if isinstance(recipe.crop_size, int) else recipe.crop_size
+    ch, cw = _hw(recipe.crop_size)
     sx, sy = width / rw * scale, height / rh * scale
     left, top = round((rw - cw) / 2) * sx, round((rh - ch) / 2) * sy
     return round(left), round(top), round(left + cw * sx) - 1, round(top + ch * sy) - 1

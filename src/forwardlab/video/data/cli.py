@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +15,9 @@ from forwardlab.video.data.kinetics import CVDF, load_annotations
 from forwardlab.video.data.layout import dataset_dir
 from forwardlab.video.data.manifest import MANIFEST_NAME, STATUSES, Manifest
 from forwardlab.video.data.youtube import DEFAULT_URL_TEMPLATE as YOUTUBE_URL
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 dataset_app = typer.Typer(help="Index your own labelled videos (class folders or a CSV) into a manifest.")
 console = Console()

@@ -23,10 +23,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
-
-import httpx
-import pandas as pd
 
 from forwardlab.download import cache_dir, fetch
 from forwardlab.fileio import atomic_path, write_text_atomic
@@ -39,6 +37,10 @@ from forwardlab.video.data.layout import (
     parse_clip_name,
 )
 from forwardlab.video.errors import DatasetError, DownloadError
+
+if TYPE_CHECKING:  # pandas and httpx are imported where they are used: `forwardlab --help` loads this module
+    import httpx
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +212,8 @@ def _extract_split_csvs(tarball: Path, folder: Path) -> set[str]:
 
 def _read_annotations(path: Path, split: str) -> pd.DataFrame:
     """Parse and validate; every problem is reported with its line number (the first few, in one message)."""
+    import pandas as pd
+
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
@@ -230,6 +234,8 @@ def _read_annotations(path: Path, split: str) -> pd.DataFrame:
 
 
 def _row_problems(raw: pd.DataFrame, split: str) -> list[tuple[int, str]]:
+    import pandas as pd
+
     problems: list[tuple[int, str]] = []
 
     def flag(mask: pd.Series, column: str, why: str) -> None:
@@ -260,6 +266,8 @@ def _raise_problems(path: Path, problems: list[tuple[int, str]]) -> None:
 
 
 def _annotation_frame(raw: pd.DataFrame, split: str) -> pd.DataFrame:
+    import pandas as pd
+
     labels = raw["label"] if "label" in raw.columns else pd.Series("", index=raw.index)
     frame = pd.DataFrame(
         {
@@ -462,6 +470,8 @@ class _Annotations:
     _AMBIGUOUS = object()
 
     def __init__(self, frame: pd.DataFrame) -> None:
+        import pandas as pd
+
         missing = [c for c in _REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
             raise DatasetError(f"annotations table lacks column(s) {', '.join(missing)}; use load_annotations()")
@@ -628,6 +638,8 @@ def _schedule(
     progress: Callable[[int, int], None] | None,
 ) -> None:
     """Keep `concurrency` partitions in flight; start no new one once `should_stop()` says so."""
+    import httpx
+
     total, finished = len(pending), 0
     limits = httpx.Limits(max_connections=concurrency + 1)
     with httpx.Client(follow_redirects=True, limits=limits) as client, ThreadPoolExecutor(concurrency) as pool:

@@ -16,11 +16,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from forwardlab.video.data.layout import ClipKey, clip_path
 from forwardlab.video.errors import DatasetError, VideoDecodeError
-from forwardlab.video.io import probe
 
 MANIFEST_NAME = "manifest.sqlite"
 Status = Literal["missing", "downloaded", "corrupt"]
@@ -230,6 +227,8 @@ class Manifest:
         pool = self.records(split=split, status=status)
         if not pool:
             raise DatasetError(f"{self.path}: no clips to sample (split={split}, status={status})")
+        import numpy as np
+
         rng = np.random.default_rng(seed)
         chosen = pool
         if per_class is not None:
@@ -259,6 +258,8 @@ def _check_on_disk(record: ClipRecord, path: Path) -> ClipRecord:
     size = path.stat().st_size
     if record.status == "downloaded" and record.size_bytes == size and record.duration_s is not None:
         return record
+    from forwardlab.video.io import probe  # PyAV and numpy: not needed to start the CLI
+
     try:
         info = probe(path)
     except VideoDecodeError as exc:

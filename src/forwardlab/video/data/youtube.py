@@ -47,7 +47,6 @@ from typing import Any, Literal
 from forwardlab.fileio import atomic_path
 from forwardlab.video.data.layout import ClipKey, clip_path
 from forwardlab.video.errors import DatasetError, VideoDecodeError
-from forwardlab.video.io import probe
 
 Status = Literal["downloaded", "skipped", "failed"]
 Category = Literal["unavailable", "private", "removed", "network", "other"]
@@ -323,6 +322,8 @@ def _attempt(
         produced = _produced_file(info, work_dir)
         if produced is None:
             return "other", "yt-dlp reported success but produced no file"
+        from forwardlab.video.io import probe  # PyAV and numpy: not needed to start the CLI
+
         try:
             video = probe(produced)
         except VideoDecodeError as exc:
