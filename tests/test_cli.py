@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from forwardlab import __version__
-from tests.cli_runner import run
-from tests.video.clips import write_video
+from tests.support.cli_runner import run
+from tests.support.clips import write_video
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from forwardlab.monitor.errors import AlertConfigError
 from forwardlab.monitor.performance import RegressionMetrics
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import ReferenceSource, run_monitoring
-from tests.monitor.webhook import webhook_receiver
+from tests.support.webhook import webhook_receiver
 
 RULES = """
 [webhook]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from forwardlab.monitor.data import PreparedData
-from tests.cli_runner import run as run_cli
+from tests.support.cli_runner import run as run_cli
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

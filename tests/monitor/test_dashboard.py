@@ -27,8 +27,8 @@ from forwardlab.monitor.server import RunningServer, start_server
 from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import ReferenceSource, run_monitoring
-from tests.browser import ARTIFACTS, open_page
 from tests.monitor.conftest import API_KEY
+from tests.support.browser import ARTIFACTS, open_page
 
 REFERENCE = ReferenceSource(end=datetime(2014, 11, 1, tzinfo=UTC))
 BUSY_RULE = {"rules": [{"name": "busy-window", "type": "metric", "metric": "n_current", "above": 100}]}

@@ -14,8 +14,8 @@ from forwardlab.monitor.drift import compare, drift_config
 from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import read_frame
-from tests.cli_runner import run as run_cli
-from tests.monitor.webhook import webhook_receiver
+from tests.support.cli_runner import run as run_cli
+from tests.support.webhook import webhook_receiver
 
 NUMERICAL, CATEGORICAL = ",".join(NUMERIC_FEATURES), ",".join(CATEGORICAL_FEATURES)
 

@@ -17,7 +17,7 @@ from forwardlab.video.data.synthetic import CLASSES
 from forwardlab.video.demo import DEMO_PER_CLASS, SHEET_FRAMES, SHEET_SIZE, DemoResult, model_figures, run_demo
 from forwardlab.video.models.tiny import recorded_accuracy
 from forwardlab.video.visualize import contact_sheet
-from tests.browser import ARTIFACTS, open_page
+from tests.support.browser import ARTIFACTS, open_page
 
 
 def test_demo_writes_probe_json_and_a_sheet_with_a_row_per_class(tmp_path: Path) -> None:

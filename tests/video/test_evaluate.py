@@ -39,7 +39,7 @@ from forwardlab.video.evaluate import (
 from forwardlab.video.io import probe, read_frames, read_views
 from forwardlab.video.models.registry import ModelError, get_entry
 from forwardlab.video.transforms import to_model_input
-from tests.video.clips import write_video
+from tests.support.clips import write_video
 
 MODEL = "mc3_18"
 CLASSES = get_entry(MODEL).classes
@@ -377,7 +377,7 @@ def test_bad_views_and_sizes_are_refused(dataset: Manifest, tmp_path: Path) -> N
 
 
 def test_evaluate_cli_writes_results_and_resumes(tmp_path: Path) -> None:
-    from tests.cli_runner import run
+    from tests.support.cli_runner import run
 
     generate(tmp_path / "data", per_class=1, seed=11, classes=["moving_left", "bouncing_ball"])
     torch.manual_seed(0)

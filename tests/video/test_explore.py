@@ -13,9 +13,9 @@ from forwardlab.video.data.manifest import ClipRecord, Manifest
 from forwardlab.video.errors import VideoDecodeError
 from forwardlab.video.explore import ExploreResult, OutlierRules, RecipeSpan, compute_stats, explore, gallery_sample
 from forwardlab.video.io import probe
-from tests.browser import ARTIFACTS, open_page
-from tests.cli_runner import run as run_cli
-from tests.video.clips import write_video
+from tests.support.browser import ARTIFACTS, open_page
+from tests.support.cli_runner import run as run_cli
+from tests.support.clips import write_video
 
 BROKEN = b"\x00not a video at all" * 40
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from forwardlab.video.io import probe, read_frames
-from tests.video.clips import write_video
+from tests.support.clips import write_video
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI (make system-deps)")
 

@@ -13,7 +13,7 @@ from forwardlab.video.errors import VideoDecodeError
 from forwardlab.video.io import probe, read_frames, read_views
 from forwardlab.video.sampling import multiview_timestamps, uniform_timestamps
 from forwardlab.video.transforms import spatial_crops
-from tests.video.clips import decode_all, frame_index, write_audio_only, write_video
+from tests.support.clips import decode_all, frame_index, write_audio_only, write_video
 
 
 def indices(frames: torch.Tensor) -> list[int]:

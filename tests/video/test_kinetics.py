@@ -1,6 +1,6 @@
 """Kinetics annotations, label maps and CVDF downloads, against the real annotation files and a local mirror.
 
-Downloads run over real sockets against `tests.http_server`, which cuts connections and fails requests
+Downloads run over real sockets against `tests.support.http_server`, which cuts connections and fails requests
 on cue; the request log shows how each recovery happened (a Range request, no request at all, ...).
 """
 
@@ -33,8 +33,8 @@ from forwardlab.video.data.kinetics import (
 from forwardlab.video.data.layout import UNLABELLED, clip_path, dataset_dir, parse_clip_name
 from forwardlab.video.errors import DatasetError, DownloadError
 from forwardlab.video.io import probe
-from tests.http_server import FileServer, serve_directory, unused_url
-from tests.video.fake_cvdf import LABELS, OFFICIAL, FakeCvdf, build_fake_cvdf, make_videos, write_tarball
+from tests.support.fake_cvdf import LABELS, OFFICIAL, FakeCvdf, build_fake_cvdf, make_videos, write_tarball
+from tests.support.http_server import FileServer, serve_directory, unused_url
 
 SHARED = Path(
     os.environ.get("FORWARDLAB_SHARED_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from forwardlab.video.data.manifest import Manifest
-from tests.cli_runner import run
-from tests.http_server import serve_directory
-from tests.video.clips import write_video
-from tests.video.fake_cvdf import LABELS, build_fake_cvdf, make_videos
+from tests.support.cli_runner import run
+from tests.support.clips import write_video
+from tests.support.fake_cvdf import LABELS, build_fake_cvdf, make_videos
+from tests.support.http_server import serve_directory
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from forwardlab.video.data.folder import import_csv, import_folder
 from forwardlab.video.data.manifest import Manifest, annotation_records
 from forwardlab.video.data.synthetic import CLASSES, generate
 from forwardlab.video.errors import DatasetError
-from tests.video.clips import write_video
+from tests.support.clips import write_video
 
 
 @pytest.fixture(scope="module")

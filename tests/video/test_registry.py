@@ -11,8 +11,8 @@ import torch
 from forwardlab.video.io import read_frames
 from forwardlab.video.models.registry import REGISTRY, TORCHVISION_MODELS, ModelError, get_entry, load_model
 from forwardlab.video.predict import model_input, predict
-from tests.cli_runner import run
-from tests.video.clips import write_video
+from tests.support.cli_runner import run
+from tests.support.clips import write_video
 
 HEAVY = {"mvit_v1_b", "mvit_v2_s", "swin3d_s", "swin3d_b", "s3d"}
 

@@ -22,8 +22,8 @@ from forwardlab.video.reports.gallery_page import build_gallery_page
 from forwardlab.video.reports.report_page import build_report
 from forwardlab.video.reports.results import ReportError, load_run
 from forwardlab.video.visualize import model_input_preview
-from tests.browser import ARTIFACTS, open_page
-from tests.cli_runner import run as run_cli
+from tests.support.browser import ARTIFACTS, open_page
+from tests.support.cli_runner import run as run_cli
 
 CLASSES = ("moving_left", "moving_right", "bouncing_ball", "flickering_checkerboard")
 MISLABELLED = "comet_trail"  # the bouncing ball clip is labelled this: a guaranteed, known mistake

@@ -24,8 +24,8 @@ from forwardlab.video.data.youtube import (
     write_failures_csv,
 )
 from forwardlab.video.io import probe
-from tests.http_server import FileServer, serve_directory, unused_url
-from tests.video.clips import decode_all, frame_index, write_audio_only, write_video
+from tests.support.clips import decode_all, frame_index, write_audio_only, write_video
+from tests.support.http_server import FileServer, serve_directory, unused_url
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program")
 

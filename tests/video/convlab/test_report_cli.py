@@ -11,8 +11,8 @@ import pytest
 import forwardlab
 from forwardlab.video.convlab.compare import CompareResult, recorded
 from forwardlab.video.convlab.report import ReportInputs, build_report
-from tests.browser import ARTIFACTS, open_page
-from tests.cli_runner import run as run_cli
+from tests.support.browser import ARTIFACTS, open_page
+from tests.support.cli_runner import run as run_cli
 
 SOURCE = {"PYTHONPATH": str(Path(forwardlab.__file__).parents[1])}  # the tree under test, not another install
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forwardlab.video.data.layout import ClipKey
-from tests.video.clips import write_video
+from tests.support.clips import write_video
 
 LABELS = ("abseiling", "air drumming", "passing American football (in game)")
 OFFICIAL = "https://s3.amazonaws.com"  # + "/kinetics/..." = the official CVDF URLs
