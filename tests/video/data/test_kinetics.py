@@ -37,7 +37,7 @@ from tests.support.fake_cvdf import LABELS, OFFICIAL, FakeCvdf, build_fake_cvdf,
 from tests.support.http_server import FileServer, serve_directory, unused_url
 
 SHARED = Path(
-    os.environ.get("FORWARDLAB_SHARED_DATA") or Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    os.environ.get("FORWARDLAB_SHARED_DATA") or Path(__file__).resolve().parents[3].parent / "shared" / "data"
 )
 KINETICS = SHARED / "kinetics"
 needs_shared = pytest.mark.skipif(not KINETICS.is_dir(), reason=f"shared Kinetics files not found at {KINETICS}")
