@@ -352,9 +352,8 @@ def dashboard(
 
     Example: FORWARDLAB_API_KEYS=secret forwardlab monitor dashboard --store sqlite:///monitor.db --reports monitoring
     """
-    from forwardlab.monitor.dashboard import app_from_paths
+    from forwardlab.monitor.dashboard import DASHBOARD_PATH, app_from_paths
     from forwardlab.monitor.server import serve_forever
-    from forwardlab.monitor.service import DASHBOARD_PATH
 
     board = app_from_paths(store, reports, api_keys_file=api_keys_file)
 
@@ -413,7 +412,7 @@ def simulate_command(
     Example: forwardlab monitor simulate --data ../shared/data/kc_house_data.csv --sample 0.8 --out sim
     """
     from forwardlab.monitor.alerts import load_alert_config
-    from forwardlab.monitor.service import load_api_keys
+    from forwardlab.monitor.auth import load_api_keys
     from forwardlab.monitor.simulation import simulate
     from forwardlab.progress import progress_bar
 

@@ -45,7 +45,8 @@ from forwardlab.download import sha256_file
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import AlertConfig, parse_alert_config
-from forwardlab.monitor.dashboard import dashboard_app
+from forwardlab.monitor.auth import API_KEY_HEADER
+from forwardlab.monitor.dashboard import DASHBOARD_PATH, dashboard_app
 from forwardlab.monitor.data import PreparedData, fetch_raw, load_raw, prepare, write_prepared
 from forwardlab.monitor.drift import DriftConfig, drift_config
 from forwardlab.monitor.errors import ModelError, SimulationError
@@ -64,7 +65,7 @@ from forwardlab.monitor.monitor_worker import MonthlyMonitor
 from forwardlab.monitor.scenarios import SCENARIOS, SYNTHETIC, get_scenario, is_scenario
 from forwardlab.monitor.schemas import MAX_BATCH_RECORDS
 from forwardlab.monitor.server import start_server
-from forwardlab.monitor.service import API_KEY_HEADER, DASHBOARD_PATH, create_app
+from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store, display_url
 from forwardlab.monitor.windows import JSON_FILE, REPORTS_DIR
 from forwardlab.progress import Advance
