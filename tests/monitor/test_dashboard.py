@@ -20,7 +20,7 @@ import pytest
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import parse_alert_config
 from forwardlab.monitor.dashboard import app_from_paths, dashboard_app, session, standalone_app
-from forwardlab.monitor.drift import STATTESTS
+from forwardlab.monitor.drift.stattests import STATTESTS
 from forwardlab.monitor.errors import ServiceConfigError
 from forwardlab.monitor.model import FEATURES, PriceModel
 from forwardlab.monitor.server import RunningServer, start_server

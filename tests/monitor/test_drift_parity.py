@@ -20,7 +20,8 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
 from forwardlab.monitor.data import PreparedData
-from forwardlab.monitor.drift import DriftResult, compare, drift_config
+from forwardlab.monitor.drift.calculator import DriftResult, compare
+from forwardlab.monitor.drift.config import drift_config
 from forwardlab.monitor.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 NUMERICAL = ["amount", "rounded", "few", "pair"]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from forwardlab.monitor.data import PreparedData
-from forwardlab.monitor.drift import compare, drift_config
+from forwardlab.monitor.drift.calculator import compare
+from forwardlab.monitor.drift.config import drift_config
 from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import read_frame

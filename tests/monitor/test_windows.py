@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from forwardlab.monitor import results
 from forwardlab.monitor.data import PreparedData
-from forwardlab.monitor.drift import DriftConfig, compare, drift_config
+from forwardlab.monitor.drift.calculator import compare
+from forwardlab.monitor.drift.config import DriftConfig, drift_config
 from forwardlab.monitor.errors import FrameError, MonitoringRunError
 from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, PriceModel
 from forwardlab.monitor.store import LabelRequest, PredictionRecord, Store

@@ -20,7 +20,8 @@ from forwardlab.progress import Advance
 
 if TYPE_CHECKING:
     from forwardlab.monitor.detection import Detection
-    from forwardlab.monitor.drift import DriftConfig, DriftResult
+    from forwardlab.monitor.drift.calculator import DriftResult
+    from forwardlab.monitor.drift.config import DriftConfig
     from forwardlab.monitor.simulation import MonthResult, SimulationResult
     from forwardlab.monitor.windows import MonitoringRun
 
@@ -187,7 +188,7 @@ def drift(
     Example: forwardlab monitor drift data/monitor/train.csv data/monitor/prod.csv --numerical sqft_living
     --categorical zipcode,view --json
     """
-    from forwardlab.monitor.drift import compare
+    from forwardlab.monitor.drift.calculator import compare
     from forwardlab.monitor.results import finite
     from forwardlab.monitor.windows import read_frame
 
@@ -278,7 +279,7 @@ def run_command(
     --out monitoring
     """
     from forwardlab.monitor.alerts import load_alert_config, parse_alert_config
-    from forwardlab.monitor.drift import TARGET_COLUMNS, drift_config
+    from forwardlab.monitor.drift.config import TARGET_COLUMNS, drift_config
     from forwardlab.monitor.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
     from forwardlab.monitor.store import Store
     from forwardlab.monitor.windows import ReferenceSource, run_monitoring
@@ -526,7 +527,7 @@ def _drift_config(
     drift_share: float,
     min_rows: int,
 ) -> DriftConfig:
-    from forwardlab.monitor.drift import drift_config
+    from forwardlab.monitor.drift.config import drift_config
 
     return drift_config(
         numerical=_names(numerical),

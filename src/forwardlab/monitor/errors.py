@@ -46,3 +46,7 @@ class AlertConfigError(MonitorError):
 
 class SimulationError(MonitorError):
     """A production replay that cannot go on: the service refused a request, or OUT holds another replay."""
+
+
+class StatTestError(MonitorError):
+    """A drift test that cannot be used as declared: no Evidently name, or one the installed Evidently lacks."""

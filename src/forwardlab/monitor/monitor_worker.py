@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 from forwardlab.fileio import write_text_atomic
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import AlertConfig, parse_alert_config
-from forwardlab.monitor.drift import DriftConfig
+from forwardlab.monitor.drift.config import DriftConfig
 from forwardlab.monitor.errors import SimulationError
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import JSON_FILE, ReferenceSource, run_monitoring

@@ -48,7 +48,7 @@ from forwardlab.monitor.alerts import AlertConfig, parse_alert_config
 from forwardlab.monitor.auth import API_KEY_HEADER
 from forwardlab.monitor.dashboard import DASHBOARD_PATH, dashboard_app
 from forwardlab.monitor.data import PreparedData, fetch_raw, load_raw, prepare, write_prepared
-from forwardlab.monitor.drift import DriftConfig, drift_config
+from forwardlab.monitor.drift.config import DriftConfig, drift_config
 from forwardlab.monitor.errors import ModelError, SimulationError
 from forwardlab.monitor.model import (
     CATEGORICAL_FEATURES,

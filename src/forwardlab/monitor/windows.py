@@ -13,7 +13,7 @@ Windows: calendar months, ISO weeks (Monday to Monday) or N-day spans from the s
 UTC and clipped to [start, end). By default they start at the reference's end (or the first ground
 truth) and run through the window holding the last ground truth.
 
-Per window: feature drift (`drift.DriftCalculator`), target and prediction drift, regression metrics in
+Per window: feature drift (`drift.calculator.DriftCalculator`), target and prediction drift, regression metrics in
 USD (`performance.PerformanceCalculator`), the three Evidently reports (`reports`), and alerts
 (`alerts`). Output: `monitoring.json` and `reports/START_END/*.html` under `out_dir`, and the same
 records as time series in the metrics store (`results`), saved in one transaction after everything was
@@ -39,7 +39,8 @@ import pandas as pd
 from forwardlab.fileio import write_text_atomic
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import Alert, AlertConfig, Delivery, WindowSummary, deliver, evaluate
-from forwardlab.monitor.drift import INSUFFICIENT, ColumnDrift, DriftCalculator, DriftConfig, DriftResult
+from forwardlab.monitor.drift.calculator import INSUFFICIENT, ColumnDrift, DriftCalculator, DriftResult
+from forwardlab.monitor.drift.config import DriftConfig
 from forwardlab.monitor.errors import AlertConfigError, FrameError, MonitoringRunError
 from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURE_TYPES, NUMERIC_FEATURES
 from forwardlab.monitor.performance import (
