@@ -22,7 +22,8 @@ from forwardlab.monitor.alerts import parse_alert_config
 from forwardlab.monitor.dashboard import app_from_paths, dashboard_app, session, standalone_app
 from forwardlab.monitor.drift.stattests import STATTESTS
 from forwardlab.monitor.errors import ServiceConfigError
-from forwardlab.monitor.model import FEATURES, PriceModel
+from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.model import PriceModel
 from forwardlab.monitor.server import RunningServer, start_server
 from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store
@@ -122,7 +123,7 @@ def test_summary_is_what_the_store_holds(board: Board) -> None:
         assert data["reference"]["metrics"]["mae_usd"] == pytest.approx(run["reference_metrics"]["mae_usd"])
 
         heat = data["heatmap"]
-        assert heat["features"] == list(FEATURES)
+        assert heat["features"] == list(HOUSE.names)
         features = columns[columns["role"] == "feature"]
         for i, feature in enumerate(heat["features"]):
             stored = features[features["column_name"] == feature].sort_values("window_start")
@@ -287,8 +288,8 @@ def test_in_a_browser_it_signs_in_draws_and_opens_reports(board: Board) -> None:
             drawn = page.evaluate(PAINTED, chart)
             assert drawn and drawn["width"] > 200 and drawn["height"] > 100, (chart, drawn)
             assert drawn["points"] == "2" and drawn["painted"] > 1000, (chart, drawn)
-        assert page.locator("#heatmap tbody tr").count() == len(FEATURES)
-        assert page.locator("#heatmap tbody td").count() == len(FEATURES) * 2
+        assert page.locator("#heatmap tbody tr").count() == len(HOUSE.names)
+        assert page.locator("#heatmap tbody td").count() == len(HOUSE.names) * 2
         assert page.locator("#alerts tbody tr").count() == 2
         assert page.locator("#windows tbody tr").count() == 2
         assert page.locator("#windows a[data-report]").count() == 6
@@ -340,7 +341,7 @@ def test_a_replay_serves_it_live_and_it_shows_every_month_afterwards(tmp_path: P
             drawn = page.evaluate(PAINTED, chart)
             assert drawn and drawn["points"] == "3" and drawn["painted"] > 1000, (chart, drawn)
         assert page.locator("#windows tbody tr").count() == 3
-        assert page.locator("#heatmap tbody td").count() == len(FEATURES) * 3
+        assert page.locator("#heatmap tbody td").count() == len(HOUSE.names) * 3
         link = page.locator("#windows a[data-report=data_drift]").first  # newest month first
         with page.expect_popup() as popup_info:
             link.click()

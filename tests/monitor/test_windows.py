@@ -17,7 +17,8 @@ from forwardlab.monitor.data import PreparedData
 from forwardlab.monitor.drift.calculator import compare
 from forwardlab.monitor.drift.config import DriftConfig, drift_config
 from forwardlab.monitor.errors import FrameError, MonitoringRunError
-from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, PriceModel
+from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.model import PriceModel
 from forwardlab.monitor.store import LabelRequest, PredictionRecord, Store
 from forwardlab.monitor.windows import ReferenceSource, WindowSpec, run_monitoring
 
@@ -32,7 +33,7 @@ def utc(text: str) -> datetime:
 
 def scored_frame(model: PriceModel, frame: pd.DataFrame) -> pd.DataFrame:
     """What the store should hold for these sales: features, the model's price, the sale price."""
-    return frame[list(FEATURES)].assign(prediction_usd=model.predict(frame), label_usd=frame["price"])
+    return frame[list(HOUSE.names)].assign(prediction_usd=model.predict(frame), label_usd=frame["price"])
 
 
 def test_window_specs_cut_time_in_utc() -> None:
@@ -65,7 +66,7 @@ def test_monthly_run_compares_each_month_with_the_training_predictions(
     assert [f"{w.start:%Y-%m}" for w in run.windows] == MONTHS
     assert run.windows[-1].end == utc("2015-05-01") and run.n_reference == len(prepared.train)
     reference = scored_frame(model, prepared.train)
-    config = DriftConfig(numerical=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES)
+    config = DriftConfig(numerical=HOUSE.numerical, categorical=HOUSE.categorical)
     for window, month in zip(run.windows, MONTHS, strict=True):
         sales = prepared.prod[prepared.prod["date_sold"].dt.strftime("%Y-%m") == month]
         current = scored_frame(model, sales)
@@ -145,7 +146,7 @@ def test_reference_from_a_file_or_sampled_to_the_window_size(
 
 
 def test_tiny_and_empty_windows_are_insufficient_data(scored_store: Store, tmp_path: Path) -> None:
-    config = DriftConfig(numerical=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, min_rows=300)
+    config = DriftConfig(numerical=HOUSE.numerical, categorical=HOUSE.categorical, min_rows=300)
     holidays = run_monitoring(
         scored_store,
         window="week",
@@ -187,7 +188,7 @@ def test_rerun_replaces_a_windows_rows_and_a_failed_run_changes_nothing(scored_s
     # June 2015: houses whose zip codes reached the store as numbers, labelled after the last window
     records = [
         PredictionRecord(f"00000000-0000-0000-0000-{i:012d}", "v", utc("2015-06-01"), f"late-{i}",
-                         {f: 1 for f in FEATURES} | {"zipcode": 98001}, 400_000.0)
+                         {f: 1 for f in HOUSE.names} | {"zipcode": 98001}, 400_000.0)
         for i in range(40)
     ]  # fmt: skip
     scored_store.add_predictions(records)
@@ -221,7 +222,7 @@ def test_runs_that_cannot_start_say_why(scored_store: Store, tmp_path: Path) -> 
     with pytest.raises(
         FrameError, match=r"reference \(file .*ref.csv\): missing column\(s\) label_usd, prediction_usd"
     ):
-        pd.DataFrame({f: [1] for f in FEATURES}).to_csv(tmp_path / "ref.csv", index=False)
+        pd.DataFrame({f: [1] for f in HOUSE.names}).to_csv(tmp_path / "ref.csv", index=False)
         run_monitoring(scored_store, window="month", reference=ReferenceSource(path=tmp_path / "ref.csv"))
 
 

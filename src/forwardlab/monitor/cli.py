@@ -280,15 +280,15 @@ def run_command(
     """
     from forwardlab.monitor.alerts import load_alert_config, parse_alert_config
     from forwardlab.monitor.drift.config import TARGET_COLUMNS, drift_config
-    from forwardlab.monitor.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+    from forwardlab.monitor.features import HOUSE
     from forwardlab.monitor.store import Store
     from forwardlab.monitor.windows import ReferenceSource, run_monitoring
 
     tests, thresholds = _pairs(test, "--test"), _pairs(threshold, "--threshold")
     target_tests = {c: tests.pop(c) for c in list(tests) if c in TARGET_COLUMNS}
     target_thresholds = {c: thresholds.pop(c) for c in list(thresholds) if c in TARGET_COLUMNS}
-    numerical = ",".join(NUMERIC_FEATURES) if numerical is None else numerical
-    categorical = ",".join(CATEGORICAL_FEATURES) if categorical is None else categorical
+    numerical = ",".join(HOUSE.numerical) if numerical is None else numerical
+    categorical = ",".join(HOUSE.categorical) if categorical is None else categorical
     config = _drift_config(numerical, categorical, tests, thresholds, drift_share, min_rows)
     target_config = drift_config(
         numerical=TARGET_COLUMNS, overrides=_overrides(target_tests, target_thresholds), min_rows=min_rows

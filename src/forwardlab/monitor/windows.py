@@ -42,7 +42,7 @@ from forwardlab.monitor.alerts import Alert, AlertConfig, Delivery, WindowSummar
 from forwardlab.monitor.drift.calculator import INSUFFICIENT, ColumnDrift, DriftCalculator, DriftResult
 from forwardlab.monitor.drift.config import DriftConfig
 from forwardlab.monitor.errors import AlertConfigError, FrameError, MonitoringRunError
-from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURE_TYPES, NUMERIC_FEATURES
+from forwardlab.monitor.features import HOUSE
 from forwardlab.monitor.performance import (
     PERFORMANCE_METRICS,
     PREDICTION,
@@ -143,8 +143,7 @@ class ReferenceSource:
 
     def load(self, store: Store) -> pd.DataFrame:
         if self.path is not None:
-            strings = [c for c, kind in FEATURE_TYPES.items() if kind == "str"]
-            return read_frame(self.path, string_columns=strings)
+            return read_frame(self.path, string_columns=HOUSE.strings)
         return store.predictions(self.start, self.end, time_column="label_at")
 
 
@@ -271,7 +270,7 @@ def run_monitoring(
     report rendering, the slow part. Reports are rendered when `out_dir` is given, unless `reports` is False.
     """
     spec = WindowSpec.parse(window)
-    config = config or DriftConfig(numerical=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES)
+    config = config or DriftConfig(numerical=HOUSE.numerical, categorical=HOUSE.categorical)
     target_config = target_config or DriftConfig(numerical=(TARGET, PREDICTION), min_rows=config.min_rows)
     if reference_sample not in ("all", "match"):
         raise MonitoringRunError(f"reference sample {reference_sample!r}: use all or match")
