@@ -23,6 +23,7 @@ from forwardlab.monitor.dashboard import app_from_paths, dashboard_app, session,
 from forwardlab.monitor.drift.stattests import STATTESTS
 from forwardlab.monitor.errors import ServiceConfigError
 from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.house import house_columns
 from forwardlab.monitor.model import PriceModel
 from forwardlab.monitor.server import RunningServer, start_server
 from forwardlab.monitor.service import create_app
@@ -32,6 +33,7 @@ from tests.browser import ARTIFACTS, open_page
 from tests.monitor.conftest import API_KEY
 
 REFERENCE = ReferenceSource(end=datetime(2014, 11, 1, tzinfo=UTC))
+COLUMNS = house_columns()
 BUSY_RULE = {"rules": [{"name": "busy-window", "type": "metric", "metric": "n_current", "above": 100}]}
 
 
@@ -59,7 +61,7 @@ def board(scored_store_file: Path, model: PriceModel, tmp_path_factory: pytest.T
     out = folder / "monitoring"
     with Store(f"sqlite:///{folder / 'store.db'}") as store:
         run_monitoring(
-            store, window="month", reference=REFERENCE, end=utc("2015-01-01"), out_dir=out, workers=1,
+            store, window="month", reference=REFERENCE, columns=COLUMNS, end=utc("2015-01-01"), out_dir=out, workers=1,
             alerts=parse_alert_config(BUSY_RULE),
         )  # fmt: skip
         app = create_app(model, store, api_keys=[API_KEY], dashboard=dashboard_app(store, out, api_keys=[API_KEY]))
@@ -188,7 +190,7 @@ def test_only_a_key_opens_the_dashboard(board: Board) -> None:
 
 @pytest.mark.slow
 def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -> None:
-    run_monitoring(scored_store, window="month", reference=REFERENCE, end=utc("2014-12-01"))
+    run_monitoring(scored_store, window="month", reference=REFERENCE, columns=COLUMNS, end=utc("2014-12-01"))
     app = standalone_app(
         str(scored_store.url), tmp_path, api_keys=[API_KEY], refresh_s=1.0
     )  # networkidle needs 0.5 s quiet
@@ -204,7 +206,12 @@ def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -
         page.wait_for_selector("#chart-error[data-points='1']")
 
         run_monitoring(
-            scored_store, window="month", reference=REFERENCE, start=utc("2014-12-01"), end=utc("2015-02-01")
+            scored_store,
+            window="month",
+            reference=REFERENCE,
+            columns=COLUMNS,
+            start=utc("2014-12-01"),
+            end=utc("2015-02-01"),
         )
         later = client.get("/dashboard/api/summary", headers={"If-None-Match": first.headers["etag"]})
         assert later.status_code == 200 and later.headers["etag"] != first.headers["etag"]
@@ -212,7 +219,7 @@ def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -
         page.wait_for_selector("#chart-error[data-points='3']")  # the open page redrew by itself
         assert page.locator("#windows tbody tr").count() == 3
 
-        run_monitoring(scored_store, window="14-days", reference=REFERENCE, end=utc("2014-12-01"))
+        run_monitoring(scored_store, window="14-days", reference=REFERENCE, columns=COLUMNS, end=utc("2014-12-01"))
         newest = summary(client)
         assert newest["window_specs"] == ["14-days", "month"] and newest["window_spec"] == "14-days"
         assert len(summary(client, window="month")["windows"]) == 3
@@ -220,7 +227,7 @@ def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_the_command_serves_it(scored_store: Store, tmp_path: Path) -> None:
-    run_monitoring(scored_store, window="month", reference=REFERENCE, end=utc("2014-12-01"))
+    run_monitoring(scored_store, window="month", reference=REFERENCE, columns=COLUMNS, end=utc("2014-12-01"))
     keys = tmp_path / "keys.txt"
     keys.write_text(f"# dashboard keys\n{API_KEY}\n")
     command = [sys.executable, "-m", "forwardlab", "monitor", "dashboard", "--store", str(scored_store.url),

@@ -279,20 +279,19 @@ def run_command(
     --out monitoring
     """
     from forwardlab.monitor.alerts import load_alert_config, parse_alert_config
-    from forwardlab.monitor.drift.config import TARGET_COLUMNS, drift_config
     from forwardlab.monitor.features import HOUSE
-    from forwardlab.monitor.store import Store
+    from forwardlab.monitor.house import house_columns
+    from forwardlab.monitor.store import LABEL_COLUMN, PREDICTION_COLUMN, Store
     from forwardlab.monitor.windows import ReferenceSource, run_monitoring
 
     tests, thresholds = _pairs(test, "--test"), _pairs(threshold, "--threshold")
-    target_tests = {c: tests.pop(c) for c in list(tests) if c in TARGET_COLUMNS}
-    target_thresholds = {c: thresholds.pop(c) for c in list(thresholds) if c in TARGET_COLUMNS}
+    targets = (LABEL_COLUMN, PREDICTION_COLUMN)
+    target_tests = {c: tests.pop(c) for c in list(tests) if c in targets}
+    target_thresholds = {c: thresholds.pop(c) for c in list(thresholds) if c in targets}
     numerical = ",".join(HOUSE.numerical) if numerical is None else numerical
     categorical = ",".join(HOUSE.categorical) if categorical is None else categorical
     config = _drift_config(numerical, categorical, tests, thresholds, drift_share, min_rows)
-    target_config = drift_config(
-        numerical=TARGET_COLUMNS, overrides=_overrides(target_tests, target_thresholds), min_rows=min_rows
-    )
+    columns = house_columns(config, target_overrides=_overrides(target_tests, target_thresholds))
     rules = load_alert_config(alerts) if alerts else None
     if webhook_url:
         raw = rules.model_dump() if rules else {}
@@ -304,8 +303,7 @@ def run_command(
             opened,
             window=window,
             reference=source,
-            config=config,
-            target_config=target_config,
+            columns=columns,
             start=start,
             end=end,
             reference_sample=reference_sample.value,

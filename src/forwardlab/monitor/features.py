@@ -4,7 +4,7 @@ One place for what used to be spelt out in the model, the service's request body
 (`model`) fits and checks its artifacts against `HOUSE`; the service's request body (`schemas.HouseFeatures`)
 is checked against it when imported; the replay (`simulation`) sends typed records built by it; the raw data's
 string columns (`data`) and the CLI's defaults come from it. The monitoring engine (`windows`, `drift`,
-`performance`, `reports`) is to be told its columns by its callers instead of reading them from here.
+`performance`, `reports`) knows none of this: its callers tell it their columns (`house.house_columns`).
 Plain data, importing nothing of the engine, so the model and the data loader can read it cheaply.
 """
 

@@ -36,7 +36,6 @@ from evidently.presets import DataDriftPreset, RegressionPreset
 from forwardlab.fileio import write_text_atomic
 from forwardlab.monitor.drift.config import DriftConfig
 from forwardlab.monitor.drift.stattests import STATTESTS, check_in_evidently
-from forwardlab.monitor.performance import PREDICTION, TARGET
 
 REPORT_FILES = {
     "data_drift": "data_drift.html",
@@ -60,7 +59,7 @@ class ReportJob:
     """One window's reports: where they go, and the frames and settings they are computed from.
 
     `config` lists the feature columns to show (those our engine could test); `target_config` the target
-    and prediction columns with their overrides.
+    and prediction columns with their overrides; `target` and `prediction` name those two columns.
     """
 
     folder: Path
@@ -68,6 +67,8 @@ class ReportJob:
     current: pd.DataFrame
     config: DriftConfig
     target_config: DriftConfig
+    target: str
+    prediction: str
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,9 @@ def render_window(job: ReportJob) -> ReportOutcome:
         definition = DataDefinition(
             numerical_columns=[*job.config.numerical, *job.target_config.numerical],
             categorical_columns=list(job.config.categorical),
-            regression=[Regression(target=TARGET, prediction=PREDICTION)],
+            regression=[Regression(target=job.target, prediction=job.prediction)],
         )
-        columns = [*job.config.columns, TARGET, PREDICTION]
+        columns = [*job.config.columns, job.target, job.prediction]
         current = Dataset.from_pandas(job.current[columns], data_definition=definition)
         reference = Dataset.from_pandas(job.reference[columns], data_definition=definition)
         reports: dict[str, Any] = {
@@ -94,7 +95,7 @@ def render_window(job: ReportJob) -> ReportOutcome:
             "target_drift": Report(
                 [
                     ValueDrift(column=c, **_override(job.target_config, c))
-                    for c in (TARGET, PREDICTION)
+                    for c in (job.target, job.prediction)
                     if c in job.target_config.columns
                 ]
             ),

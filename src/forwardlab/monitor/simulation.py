@@ -51,6 +51,7 @@ from forwardlab.monitor.data import PreparedData, fetch_raw, load_raw, prepare, 
 from forwardlab.monitor.drift.config import DriftConfig, drift_config
 from forwardlab.monitor.errors import ModelError, SimulationError
 from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.house import house_columns
 from forwardlab.monitor.model import PriceModel, data_sha256, load_model, save_model, train
 from forwardlab.monitor.monitor_worker import MonthlyMonitor
 from forwardlab.monitor.scenarios import SCENARIOS, SYNTHETIC, get_scenario, is_scenario
@@ -204,7 +205,7 @@ def simulate(
         train_rows, prod_rows = (_sample(frame, sample, seed) for frame in (prepared.train, prepared.prod))
         plan = plan_months(prod_rows)
         monitor: MonthlyMonitor[MonthPlan] = MonthlyMonitor(
-            store_url, out, plan[0].start, reports=reports, alerts=rules, drift=drift
+            store_url, out, plan[0].start, reports=reports, alerts=rules, columns=house_columns(drift)
         )
         counts: dict[int, tuple[int, int]] = {}
         done = [MonthResult(**m) for m in state["months"]]

@@ -16,7 +16,6 @@ from forwardlab.monitor.errors import FrameError
 
 DEFAULT_DRIFT_SHARE = 0.5
 DEFAULT_MIN_ROWS = 30
-TARGET_COLUMNS = ("label_usd", "prediction_usd")  # monitored like features, reported apart from them
 
 
 class ColumnTest(BaseModel):
