@@ -99,7 +99,8 @@ def run_evidently(reference: Any, current: Any) -> tuple[dict[str, Any], float]:
 
 
 def run_forwardlab(reference: Any, current: Any) -> tuple[dict[str, Any], float, float]:
-    from forwardlab.monitor.drift import DriftCalculator, drift_config
+    from forwardlab.monitor.drift.calculator import DriftCalculator
+    from forwardlab.monitor.drift.config import drift_config
 
     started = time.perf_counter()
     calculator = DriftCalculator(drift_config(numerical=NUMERICAL, categorical=CATEGORICAL)).fit(reference)

@@ -192,15 +192,16 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 def prepare_model(data: Path | None, work: Path) -> tuple[Path, list[dict[str, Any]]]:
     from forwardlab.monitor.data import fetch_raw, load_raw, prepare
-    from forwardlab.monitor.model import FEATURES, save_model, train
+    from forwardlab.monitor.features import HOUSE
+    from forwardlab.monitor.model import save_model, train
 
     prepared = prepare(load_raw(fetch_raw(data)))
     model_dir = work / "model"
     save_model(train(prepared.train), model_dir)
     prod = prepared.prod
     records = [
-        {"entity_id": str(row["id"]), "features": {k: row[k] for k in FEATURES}}
-        for row in prod[["id", *FEATURES]].to_dict("records")
+        {"entity_id": str(row["id"]), "features": {k: row[k] for k in HOUSE.names}}
+        for row in prod[["id", *HOUSE.names]].to_dict("records")
     ]
     return model_dir, json.loads(json.dumps(records, default=lambda v: v.item()))
 

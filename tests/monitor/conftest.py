@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from forwardlab.monitor import results
 from forwardlab.monitor.data import PreparedData, load_raw, prepare, write_prepared
-from forwardlab.monitor.model import FEATURES, PriceModel, save_model, train
+from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.model import PriceModel, save_model, train
 from forwardlab.monitor.server import RunningServer, start_server
 from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store, metadata
@@ -126,10 +127,10 @@ def scored_store_file(model: PriceModel, prepared: PreparedData, tmp_path_factor
         httpx.Client(base_url=server.base_url, headers={"X-API-Key": API_KEY}, timeout=120) as client,
     ):
         for frame in (prepared.train, prepared.prod):
-            rows = frame[["id", "price", "date_sold", *FEATURES]].to_dict("records")
+            rows = frame[["id", "price", "date_sold", *HOUSE.names]].to_dict("records")
             for i in range(0, len(rows), 5000):
                 chunk = rows[i : i + 5000]
-                records = [{"entity_id": r["id"], "features": {f: r[f] for f in FEATURES}} for r in chunk]
+                records = [{"entity_id": r["id"], "features": {f: r[f] for f in HOUSE.names}} for r in chunk]
                 labels = [
                     {"entity_id": r["id"], "price_usd": r["price"], "label_at": r["date_sold"].isoformat()}
                     for r in chunk

@@ -20,11 +20,13 @@ from forwardlab.monitor.alerts import (
     parse_alert_config,
 )
 from forwardlab.monitor.errors import AlertConfigError
+from forwardlab.monitor.house import house_columns
 from forwardlab.monitor.performance import RegressionMetrics
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import ReferenceSource, run_monitoring
 from tests.support.webhook import webhook_receiver
 
+COLUMNS = house_columns()
 RULES = """
 [webhook]
 url = "http://127.0.0.1:9/hook"
@@ -162,15 +164,15 @@ def test_each_rule_and_window_is_delivered_once_across_runs(scored_store: Store)
     with webhook_receiver() as hook:
         config = parse_alert_config(rules | {"webhook": {"url": hook.url, "retries": 0}})
         hook.answer(503, 503)
-        first = run_monitoring(scored_store, window="month", reference=reference, alerts=config)
+        first = run_monitoring(scored_store, window="month", reference=reference, columns=COLUMNS, alerts=config)
         fired = [(a.rule, f"{a.window_start:%Y-%m}") for a in first.alerts]
         assert fired == [("target-drift", "2015-02"), ("mae-up", "2015-04")]  # Jan + Feb target drift; Apr MAE
         assert [d.delivered for d in first.deliveries] == [False, False]
 
-        second = run_monitoring(scored_store, window="month", reference=reference, alerts=config)
+        second = run_monitoring(scored_store, window="month", reference=reference, columns=COLUMNS, alerts=config)
         assert [(a.rule, f"{a.window_start:%Y-%m}") for a in second.alerts] == fired
         assert [d.delivered for d in second.deliveries] == [True, True]
-        third = run_monitoring(scored_store, window="month", reference=reference, alerts=config)
+        third = run_monitoring(scored_store, window="month", reference=reference, columns=COLUMNS, alerts=config)
         assert len(third.alerts) == 2 and third.deliveries == ()
         assert [r.status for r in hook.received] == [503, 503, 200, 200]
         stored = results.load_alerts(scored_store)
@@ -183,6 +185,7 @@ def test_each_rule_and_window_is_delivered_once_across_runs(scored_store: Store)
             scored_store,
             window="month",
             reference=reference,
+            columns=COLUMNS,
             alerts=config,
             start=datetime(2015, 3, 1, tzinfo=UTC),
         )
@@ -192,4 +195,4 @@ def test_each_rule_and_window_is_delivered_once_across_runs(scored_store: Store)
 def test_drift_rules_must_name_a_monitored_column(scored_store: Store) -> None:
     config = parse_alert_config({"rules": [{"name": "x", "type": "drift", "column": "colour"}]})
     with pytest.raises(AlertConfigError, match=r"drift rule\(s\) name column\(s\) colour, which are not monitored"):
-        run_monitoring(scored_store, window="month", reference=ReferenceSource(end=T0), alerts=config)
+        run_monitoring(scored_store, window="month", reference=ReferenceSource(end=T0), columns=COLUMNS, alerts=config)

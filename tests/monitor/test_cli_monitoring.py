@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from forwardlab.monitor.data import PreparedData
-from forwardlab.monitor.drift import compare, drift_config
-from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
+from forwardlab.monitor.drift.calculator import compare
+from forwardlab.monitor.drift.config import drift_config
+from forwardlab.monitor.features import HOUSE
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import read_frame
 from tests.support.cli_runner import run as run_cli
 from tests.support.webhook import webhook_receiver
 
-NUMERICAL, CATEGORICAL = ",".join(NUMERIC_FEATURES), ",".join(CATEGORICAL_FEATURES)
+NUMERICAL, CATEGORICAL = ",".join(HOUSE.numerical), ",".join(HOUSE.categorical)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -29,8 +30,8 @@ def tables(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> 
     """The training sales and March 2015's, as CSV files (zip codes as numbers, as a CSV reader sees them)."""
     folder = tmp_path_factory.mktemp("tables")
     march = prepared.prod[prepared.prod["date_sold"].dt.strftime("%Y-%m") == "2015-03"]
-    prepared.train[list(FEATURES)].to_csv(folder / "train.csv", index=False)
-    march[list(FEATURES)].to_csv(folder / "march.csv", index=False)
+    prepared.train[list(HOUSE.names)].to_csv(folder / "train.csv", index=False)
+    march[list(HOUSE.names)].to_csv(folder / "march.csv", index=False)
     return folder / "train.csv", folder / "march.csv"
 
 
@@ -48,8 +49,8 @@ def test_drift_prints_the_librarys_verdicts(tables: tuple[Path, Path], tmp_path:
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     config = drift_config(
-        numerical=NUMERIC_FEATURES,
-        categorical=CATEGORICAL_FEATURES,
+        numerical=HOUSE.numerical,
+        categorical=HOUSE.categorical,
         overrides={"zipcode": {"test": "psi"}, "sqft_lot": {"threshold": 0.2}},
     )
     expected = compare(read_frame(reference), read_frame(current), config)
@@ -63,7 +64,7 @@ def test_drift_prints_the_librarys_verdicts(tables: tuple[Path, Path], tmp_path:
     table = run("drift", *args, "--html", str(html))
     assert table.returncode == 0, table.stderr
     assert "Wasserstein distance (normed)" in table.stdout and "zipcode" in table.stdout
-    assert f"of {len(FEATURES)} columns drifted" in table.stdout
+    assert f"of {len(HOUSE.names)} columns drifted" in table.stdout
     assert html.read_text(encoding="utf-8").lstrip().startswith("<!DOCTYPE html>")
 
 

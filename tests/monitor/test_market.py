@@ -9,8 +9,8 @@ import pytest
 
 from forwardlab.monitor.data import RAW_COLUMNS, TRAIN_END, prepare
 from forwardlab.monitor.errors import DataError
+from forwardlab.monitor.features import HOUSE
 from forwardlab.monitor.market import NEW_ZIPCODES, ZIPCODES, Change, generate_market
-from forwardlab.monitor.model import FEATURES
 from forwardlab.monitor.scenarios import DEFAULT_SCENARIO, ONSET, SCENARIOS, get_scenario
 from forwardlab.monitor.schemas import HouseFeatures
 
@@ -34,7 +34,7 @@ def test_the_market_has_the_raw_files_columns_and_goes_through_prepare(calm: pd.
     assert prepared.train["date_sold"].max() <= TRAIN_END < prepared.prod["date_sold"].min()
     months = prepared.prod["date_sold"].dt.to_period("M").astype(str)
     assert sorted(months.unique()) == [str(m) for m in pd.period_range("2014-11", "2015-10", freq="M")]
-    for record in prepared.prod[list(FEATURES)].head(200).to_dict("records"):
+    for record in prepared.prod[list(HOUSE.names)].head(200).to_dict("records"):
         HouseFeatures.model_validate(record | {"zipcode": str(record["zipcode"])})  # the service accepts them
 
 

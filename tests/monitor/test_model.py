@@ -12,9 +12,9 @@ import sklearn
 
 from forwardlab.monitor.data import PreparedData
 from forwardlab.monitor.errors import ModelError
+from forwardlab.monitor.features import HOUSE
 from forwardlab.monitor.model import (
     DEFAULT_ALPHAS,
-    FEATURES,
     LATEST_FILE,
     METADATA_FILE,
     MODEL_FILE,
@@ -44,7 +44,7 @@ def test_predicts_production_prices_about_as_well_as_cv_says(model: PriceModel, 
 
 
 def test_one_record_at_a_time_equals_the_batch(model: PriceModel, prepared: PreparedData) -> None:
-    records = prepared.prod[list(FEATURES)].head(20).to_dict("records")
+    records = prepared.prod[list(HOUSE.names)].head(20).to_dict("records")
     batch = model.predict(records)
     singles = np.array([model.predict([r])[0] for r in records])
     np.testing.assert_allclose(singles, batch, rtol=1e-12)

@@ -13,6 +13,8 @@ from sklearn import metrics
 from forwardlab.monitor.errors import FrameError
 from forwardlab.monitor.performance import PerformanceCalculator
 
+COLUMNS = {"target": "label_usd", "prediction": "prediction_usd"}
+
 
 def scored(n: int, *, seed: int, bias: float = 1.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -22,7 +24,7 @@ def scored(n: int, *, seed: int, bias: float = 1.0) -> pd.DataFrame:
 
 def test_metrics_equal_scikit_learn_and_evidently() -> None:
     current = scored(700, seed=1, bias=1.05)
-    result = PerformanceCalculator().fit(scored(2000, seed=0)).calculate(current)
+    result = PerformanceCalculator(**COLUMNS).fit(scored(2000, seed=0)).calculate(current)
     y, p = current["label_usd"], current["prediction_usd"]
     assert result.mae_usd == pytest.approx(metrics.mean_absolute_error(y, p), rel=1e-12)
     assert result.rmse_usd == pytest.approx(np.sqrt(metrics.mean_squared_error(y, p)), rel=1e-12)
@@ -48,7 +50,7 @@ def test_metrics_equal_scikit_learn_and_evidently() -> None:
 
 def test_segments_are_the_references_price_quartiles_in_every_window() -> None:
     reference = scored(4000, seed=0)
-    calculator = PerformanceCalculator().fit(reference)
+    calculator = PerformanceCalculator(**COLUMNS).fit(reference)
     edges = np.quantile(reference["label_usd"], [0.25, 0.5, 0.75])
     assert calculator.edges_usd == pytest.approx(tuple(edges))
     assert calculator.reference is not None and [s.n for s in calculator.reference.segments] == [1000] * 4
@@ -68,7 +70,7 @@ def test_segments_are_the_references_price_quartiles_in_every_window() -> None:
 
 
 def test_missing_and_degenerate_data_are_reported() -> None:
-    calculator = PerformanceCalculator().fit(scored(100, seed=0))
+    calculator = PerformanceCalculator(**COLUMNS).fit(scored(100, seed=0))
     gappy = scored(50, seed=3)
     gappy.loc[:9, "label_usd"] = np.nan
     gappy.loc[10:11, "prediction_usd"] = np.inf
@@ -84,8 +86,8 @@ def test_missing_and_degenerate_data_are_reported() -> None:
 
 def test_bad_frames_are_named() -> None:
     with pytest.raises(FrameError, match=r"reference: missing column\(s\) prediction_usd"):
-        PerformanceCalculator().fit(scored(10, seed=0).drop(columns="prediction_usd"))
+        PerformanceCalculator(**COLUMNS).fit(scored(10, seed=0).drop(columns="prediction_usd"))
     with pytest.raises(FrameError, match="reference: column label_usd has no values"):
-        PerformanceCalculator().fit(scored(10, seed=0).assign(label_usd=np.nan))
+        PerformanceCalculator(**COLUMNS).fit(scored(10, seed=0).assign(label_usd=np.nan))
     with pytest.raises(FrameError, match="current: label_usd and prediction_usd must be numbers"):
-        PerformanceCalculator().fit(scored(10, seed=0)).calculate(scored(5, seed=1).assign(label_usd="a lot"))
+        PerformanceCalculator(**COLUMNS).fit(scored(10, seed=0)).calculate(scored(5, seed=1).assign(label_usd="a lot"))

@@ -11,10 +11,11 @@ import httpx
 import numpy as np
 import pytest
 
+from forwardlab.monitor.auth import load_api_keys
 from forwardlab.monitor.errors import ServiceConfigError
 from forwardlab.monitor.model import PriceModel
 from forwardlab.monitor.server import RunningServer, start_server
-from forwardlab.monitor.service import create_app, load_api_keys
+from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store
 from tests.monitor.conftest import API_KEY, house
 

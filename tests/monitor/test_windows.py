@@ -4,6 +4,8 @@ store and monitoring.json, Evidently reports, re-runs that replace and failed ru
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,15 +15,20 @@ import pytest
 import sqlalchemy as sa
 
 from forwardlab.monitor import results
+from forwardlab.monitor.columns import ColumnRoles
 from forwardlab.monitor.data import PreparedData
-from forwardlab.monitor.drift import DriftConfig, compare, drift_config
+from forwardlab.monitor.drift.calculator import compare
+from forwardlab.monitor.drift.config import DriftConfig, drift_config
 from forwardlab.monitor.errors import FrameError, MonitoringRunError
-from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, PriceModel
-from forwardlab.monitor.store import LabelRequest, PredictionRecord, Store
+from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.house import house_columns
+from forwardlab.monitor.model import PriceModel
+from forwardlab.monitor.store import LABEL_COLUMN, PREDICTION_COLUMN, LabelRequest, PredictionRecord, Store
 from forwardlab.monitor.windows import ReferenceSource, WindowSpec, run_monitoring
 
 TRAIN_END = datetime(2014, 11, 1, tzinfo=UTC)
 STORE_REFERENCE = ReferenceSource(end=TRAIN_END)
+COLUMNS = house_columns()
 MONTHS = ["2014-11", "2014-12", "2015-01", "2015-02", "2015-03", "2015-04"]
 
 
@@ -31,7 +38,7 @@ def utc(text: str) -> datetime:
 
 def scored_frame(model: PriceModel, frame: pd.DataFrame) -> pd.DataFrame:
     """What the store should hold for these sales: features, the model's price, the sale price."""
-    return frame[list(FEATURES)].assign(prediction_usd=model.predict(frame), label_usd=frame["price"])
+    return frame[list(HOUSE.names)].assign(prediction_usd=model.predict(frame), label_usd=frame["price"])
 
 
 def test_window_specs_cut_time_in_utc() -> None:
@@ -60,11 +67,13 @@ def test_window_specs_cut_time_in_utc() -> None:
 def test_monthly_run_compares_each_month_with_the_training_predictions(
     scored_store: Store, prepared: PreparedData, model: PriceModel, tmp_path: Path
 ) -> None:
-    run = run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path, reports=False)
+    run = run_monitoring(
+        scored_store, window="month", reference=STORE_REFERENCE, columns=COLUMNS, out_dir=tmp_path, reports=False
+    )
     assert [f"{w.start:%Y-%m}" for w in run.windows] == MONTHS
     assert run.windows[-1].end == utc("2015-05-01") and run.n_reference == len(prepared.train)
     reference = scored_frame(model, prepared.train)
-    config = DriftConfig(numerical=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES)
+    config = DriftConfig(numerical=HOUSE.numerical, categorical=HOUSE.categorical)
     for window, month in zip(run.windows, MONTHS, strict=True):
         sales = prepared.prod[prepared.prod["date_sold"].dt.strftime("%Y-%m") == month]
         current = scored_frame(model, sales)
@@ -100,7 +109,13 @@ def test_monthly_run_compares_each_month_with_the_training_predictions(
 def test_reports_are_rendered_per_window_from_the_same_frames(scored_store: Store, tmp_path: Path) -> None:
     tmp_path = tmp_path / "out"
     run = run_monitoring(
-        scored_store, window="month", reference=STORE_REFERENCE, end=utc("2015-01-01"), out_dir=tmp_path, workers=2
+        scored_store,
+        window="month",
+        reference=STORE_REFERENCE,
+        columns=COLUMNS,
+        end=utc("2015-01-01"),
+        out_dir=tmp_path,
+        workers=2,
     )
     assert len(run.windows) == 2 and run.timings_s["reports_s"] > 0
     for window in run.windows:
@@ -121,16 +136,30 @@ def test_reports_are_rendered_per_window_from_the_same_frames(scored_store: Stor
 def test_reference_from_a_file_or_sampled_to_the_window_size(
     scored_store: Store, prepared: PreparedData, tmp_path: Path
 ) -> None:
-    base = run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, end=utc("2015-01-01"))
+    base = run_monitoring(
+        scored_store, window="month", reference=STORE_REFERENCE, columns=COLUMNS, end=utc("2015-01-01")
+    )
     path = tmp_path / "reference.csv"
     scored_store.predictions(None, TRAIN_END, time_column="label_at").to_csv(path, index=False)
     from_file = run_monitoring(
-        scored_store, window="month", reference=ReferenceSource(path=path), start=TRAIN_END, end=utc("2015-01-01")
+        scored_store,
+        window="month",
+        reference=ReferenceSource(path=path),
+        columns=COLUMNS,
+        start=TRAIN_END,
+        end=utc("2015-01-01"),
     )
     assert [w.record()["features"] for w in from_file.windows] == [w.record()["features"] for w in base.windows]
 
     matched = [
-        run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, reference_sample="match", seed=seed)
+        run_monitoring(
+            scored_store,
+            window="month",
+            reference=STORE_REFERENCE,
+            columns=COLUMNS,
+            reference_sample="match",
+            seed=seed,
+        )
         for seed in (7, 7, 8)
     ]
     assert all(w.n_reference == w.n_current for w in matched[0].windows)
@@ -144,12 +173,12 @@ def test_reference_from_a_file_or_sampled_to_the_window_size(
 
 
 def test_tiny_and_empty_windows_are_insufficient_data(scored_store: Store, tmp_path: Path) -> None:
-    config = DriftConfig(numerical=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, min_rows=300)
+    config = DriftConfig(numerical=HOUSE.numerical, categorical=HOUSE.categorical, min_rows=300)
     holidays = run_monitoring(
         scored_store,
         window="week",
         reference=STORE_REFERENCE,
-        config=config,
+        columns=house_columns(config),
         start=utc("2014-12-15"),
         end=utc("2014-12-29"),
         out_dir=tmp_path,
@@ -164,7 +193,7 @@ def test_tiny_and_empty_windows_are_insufficient_data(scored_store: Store, tmp_p
     assert quiet.note == "194 rows with ground truth in the window, need at least 300"
     assert json.loads((tmp_path / "monitoring.json").read_text())["windows"][1]["status"] == "insufficient data"
     after = run_monitoring(
-        scored_store, window="week", reference=STORE_REFERENCE, config=config, start=utc("2015-04-27"),
+        scored_store, window="week", reference=STORE_REFERENCE, columns=house_columns(config), start=utc("2015-04-27"),
         end=utc("2015-05-18"),
     )  # fmt: skip
     assert [(w.status, w.n_current) for w in after.windows] == [
@@ -174,8 +203,12 @@ def test_tiny_and_empty_windows_are_insufficient_data(scored_store: Store, tmp_p
 
 def test_rerun_replaces_a_windows_rows_and_a_failed_run_changes_nothing(scored_store: Store, tmp_path: Path) -> None:
     tmp_path = tmp_path / "out"
-    first = run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path, reports=False)
-    second = run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path, reports=False)
+    first = run_monitoring(
+        scored_store, window="month", reference=STORE_REFERENCE, columns=COLUMNS, out_dir=tmp_path, reports=False
+    )
+    second = run_monitoring(
+        scored_store, window="month", reference=STORE_REFERENCE, columns=COLUMNS, out_dir=tmp_path, reports=False
+    )
     stored = results.load_windows(scored_store)
     assert len(stored) == 6 and set(stored["run_id"]) == {second.run_id} != {first.run_id}
     assert len(results.load_columns(scored_store)) == 6 * 11
@@ -186,13 +219,15 @@ def test_rerun_replaces_a_windows_rows_and_a_failed_run_changes_nothing(scored_s
     # June 2015: houses whose zip codes reached the store as numbers, labelled after the last window
     records = [
         PredictionRecord(f"00000000-0000-0000-0000-{i:012d}", "v", utc("2015-06-01"), f"late-{i}",
-                         {f: 1 for f in FEATURES} | {"zipcode": 98001}, 400_000.0)
+                         {f: 1 for f in HOUSE.names} | {"zipcode": 98001}, 400_000.0)
         for i in range(40)
     ]  # fmt: skip
     scored_store.add_predictions(records)
     scored_store.add_labels([LabelRequest(500_000.0, utc("2015-06-10"), prediction_uuid=r.uuid) for r in records])
     with pytest.raises(FrameError, match=r"column zipcode: the reference holds strings, the current numbers \(e.g. 98"):
-        run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path, reports=False)
+        run_monitoring(
+            scored_store, window="month", reference=STORE_REFERENCE, columns=COLUMNS, out_dir=tmp_path, reports=False
+        )
     assert set(results.load_windows(scored_store)["run_id"]) == {second.run_id}
     assert (tmp_path / "monitoring.json").read_bytes() == snapshot
     assert sorted(p.name for p in tmp_path.iterdir()) == ["monitoring.json"]
@@ -202,26 +237,32 @@ def test_runs_that_cannot_start_say_why(scored_store: Store, tmp_path: Path) -> 
     with pytest.raises(
         MonitoringRunError, match=r"reference \(store predictions labelled before 2014-05-01.*\): no rows"
     ):
-        run_monitoring(scored_store, window="month", reference=ReferenceSource(end=utc("2014-05-01")))
+        run_monitoring(scored_store, window="month", reference=ReferenceSource(end=utc("2014-05-01")), columns=COLUMNS)
     with pytest.raises(MonitoringRunError, match="no ground truth from 2016-01-01T00:00:00\\+00:00; nothing"):
-        run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, start=utc("2016-01-01"))
+        run_monitoring(
+            scored_store, window="month", reference=STORE_REFERENCE, columns=COLUMNS, start=utc("2016-01-01")
+        )
     scored_store.predictions(None, TRAIN_END, time_column="label_at").to_csv(tmp_path / "ref.csv", index=False)
     with (
         Store(f"sqlite:///{tmp_path / 'empty.db'}") as empty,
         pytest.raises(MonitoringRunError, match=r"empty\.db: no ground truth in the store; nothing to monitor"),
     ):
         file_reference = ReferenceSource(path=tmp_path / "ref.csv")
-        run_monitoring(empty, window="week", reference=file_reference, end=utc("2015-01-01"))
+        run_monitoring(empty, window="week", reference=file_reference, columns=COLUMNS, end=utc("2015-01-01"))
     with pytest.raises(MonitoringRunError, match="reference: give either a file of scored training rows or an end"):
         ReferenceSource()
     (tmp_path / "file").write_text("x")
     with pytest.raises(MonitoringRunError, match="file: exists and is not a folder"):
-        run_monitoring(scored_store, window="month", reference=STORE_REFERENCE, out_dir=tmp_path / "file")
+        run_monitoring(
+            scored_store, window="month", reference=STORE_REFERENCE, columns=COLUMNS, out_dir=tmp_path / "file"
+        )
     with pytest.raises(
         FrameError, match=r"reference \(file .*ref.csv\): missing column\(s\) label_usd, prediction_usd"
     ):
-        pd.DataFrame({f: [1] for f in FEATURES}).to_csv(tmp_path / "ref.csv", index=False)
-        run_monitoring(scored_store, window="month", reference=ReferenceSource(path=tmp_path / "ref.csv"))
+        pd.DataFrame({f: [1] for f in HOUSE.names}).to_csv(tmp_path / "ref.csv", index=False)
+        run_monitoring(
+            scored_store, window="month", reference=ReferenceSource(path=tmp_path / "ref.csv"), columns=COLUMNS
+        )
 
 
 def test_results_tables_on_each_backend(store_url: str) -> None:
@@ -251,3 +292,63 @@ def test_results_tables_on_each_backend(store_url: str) -> None:
         results.record_delivery(store, key, delivered=True, attempts=1, error=None)
         assert results.undelivered(store, [key]) == set()
         assert results.load_alerts(store)["attempts"].tolist() == [3]
+
+
+def test_the_engine_monitors_whatever_columns_its_caller_names(tmp_path: Path) -> None:
+    """Weather stations, not houses: the run compares the columns the caller names, reads the reference file
+    with the caller's string columns, and imports nothing of the price model."""
+    rng = np.random.default_rng(11)
+    stations = ["007", "012", "101"]  # leading zeros: read as numbers they would match nothing
+
+    def readings(n: int, shift: float) -> pd.DataFrame:
+        observed = rng.normal(100, 10, n)
+        return pd.DataFrame(
+            {
+                "temperature": rng.normal(15 + shift, 5, n),
+                "station": rng.choice(stations, n),
+                "label_usd": observed,
+                "prediction_usd": observed + rng.normal(shift, 3, n),
+            }
+        )
+
+    reference_file = tmp_path / "reference.csv"
+    readings(400, 0.0).to_csv(reference_file, index=False)
+    months = {"2021-01": readings(200, 0.0), "2021-02": readings(200, 10.0)}
+    with Store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        for month, frame in months.items():
+            day = utc(f"{month}-10")
+            records = [
+                PredictionRecord(f"{month}-{i:028d}", "v", day, None, row, float(prediction))
+                for i, (row, prediction) in enumerate(
+                    zip(frame[["temperature", "station"]].to_dict("records"), frame["prediction_usd"], strict=True)
+                )
+            ]
+            store.add_predictions(records)
+            labels = zip(records, frame["label_usd"], strict=True)
+            store.add_labels([LabelRequest(float(v), day, prediction_uuid=r.uuid) for r, v in labels])
+        features = DriftConfig(numerical=("temperature",), categorical=("station",))
+        roles = ColumnRoles(features, LABEL_COLUMN, PREDICTION_COLUMN, strings=("station",))
+        run = run_monitoring(
+            store, window="month", reference=ReferenceSource(path=reference_file), columns=roles,
+            start=utc("2021-01-01"), end=utc("2021-03-01"),
+        )  # fmt: skip
+        january, february = run.windows
+        for window in run.windows:
+            assert window.drift is not None and [c.column for c in window.drift.columns] == ["temperature", "station"]
+            assert window.drift.column("station").drift is False
+        assert january.drift and not january.drift.column("temperature").drift
+        assert february.drift and february.drift.column("temperature").drift
+        assert february.target_drift and february.target_drift.column == "label_usd"
+        assert february.prediction_drift and february.prediction_drift.drift
+        error = months["2021-02"]["prediction_usd"] - months["2021-02"]["label_usd"]
+        assert february.performance and february.performance.mae_usd == pytest.approx(np.abs(error).mean())
+
+        unstrung = ColumnRoles(features, LABEL_COLUMN, PREDICTION_COLUMN)
+        with pytest.raises(FrameError, match="column station: the reference holds numbers, the current strings"):
+            run_monitoring(store, window="month", reference=ReferenceSource(path=reference_file), columns=unstrung)
+
+    probe = "import sys, forwardlab.monitor.windows; print(sorted(m for m in sys.modules if 'forwardlab' in m))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "forwardlab.monitor.windows" in loaded
+    for house_module in ("model", "features", "house", "schemas", "simulation"):
+        assert f"'forwardlab.monitor.{house_module}'" not in loaded

@@ -20,7 +20,8 @@ from forwardlab.progress import Advance
 
 if TYPE_CHECKING:
     from forwardlab.monitor.detection import Detection
-    from forwardlab.monitor.drift import DriftConfig, DriftResult
+    from forwardlab.monitor.drift.calculator import DriftResult
+    from forwardlab.monitor.drift.config import DriftConfig
     from forwardlab.monitor.simulation import MonthResult, SimulationResult
     from forwardlab.monitor.windows import MonitoringRun
 
@@ -187,7 +188,7 @@ def drift(
     Example: forwardlab monitor drift data/monitor/train.csv data/monitor/prod.csv --numerical sqft_living
     --categorical zipcode,view --json
     """
-    from forwardlab.monitor.drift import compare
+    from forwardlab.monitor.drift.calculator import compare
     from forwardlab.monitor.results import finite
     from forwardlab.monitor.windows import read_frame
 
@@ -278,20 +279,19 @@ def run_command(
     --out monitoring
     """
     from forwardlab.monitor.alerts import load_alert_config, parse_alert_config
-    from forwardlab.monitor.drift import TARGET_COLUMNS, drift_config
-    from forwardlab.monitor.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-    from forwardlab.monitor.store import Store
+    from forwardlab.monitor.features import HOUSE
+    from forwardlab.monitor.house import house_columns
+    from forwardlab.monitor.store import LABEL_COLUMN, PREDICTION_COLUMN, Store
     from forwardlab.monitor.windows import ReferenceSource, run_monitoring
 
     tests, thresholds = _pairs(test, "--test"), _pairs(threshold, "--threshold")
-    target_tests = {c: tests.pop(c) for c in list(tests) if c in TARGET_COLUMNS}
-    target_thresholds = {c: thresholds.pop(c) for c in list(thresholds) if c in TARGET_COLUMNS}
-    numerical = ",".join(NUMERIC_FEATURES) if numerical is None else numerical
-    categorical = ",".join(CATEGORICAL_FEATURES) if categorical is None else categorical
+    targets = (LABEL_COLUMN, PREDICTION_COLUMN)
+    target_tests = {c: tests.pop(c) for c in list(tests) if c in targets}
+    target_thresholds = {c: thresholds.pop(c) for c in list(thresholds) if c in targets}
+    numerical = ",".join(HOUSE.numerical) if numerical is None else numerical
+    categorical = ",".join(HOUSE.categorical) if categorical is None else categorical
     config = _drift_config(numerical, categorical, tests, thresholds, drift_share, min_rows)
-    target_config = drift_config(
-        numerical=TARGET_COLUMNS, overrides=_overrides(target_tests, target_thresholds), min_rows=min_rows
-    )
+    columns = house_columns(config, target_overrides=_overrides(target_tests, target_thresholds))
     rules = load_alert_config(alerts) if alerts else None
     if webhook_url:
         raw = rules.model_dump() if rules else {}
@@ -303,8 +303,7 @@ def run_command(
             opened,
             window=window,
             reference=source,
-            config=config,
-            target_config=target_config,
+            columns=columns,
             start=start,
             end=end,
             reference_sample=reference_sample.value,
@@ -352,9 +351,8 @@ def dashboard(
 
     Example: FORWARDLAB_API_KEYS=secret forwardlab monitor dashboard --store sqlite:///monitor.db --reports monitoring
     """
-    from forwardlab.monitor.dashboard import app_from_paths
+    from forwardlab.monitor.dashboard import DASHBOARD_PATH, app_from_paths
     from forwardlab.monitor.server import serve_forever
-    from forwardlab.monitor.service import DASHBOARD_PATH
 
     board = app_from_paths(store, reports, api_keys_file=api_keys_file)
 
@@ -413,7 +411,7 @@ def simulate_command(
     Example: forwardlab monitor simulate --data ../shared/data/kc_house_data.csv --sample 0.8 --out sim
     """
     from forwardlab.monitor.alerts import load_alert_config
-    from forwardlab.monitor.service import load_api_keys
+    from forwardlab.monitor.auth import load_api_keys
     from forwardlab.monitor.simulation import simulate
     from forwardlab.progress import progress_bar
 
@@ -527,7 +525,7 @@ def _drift_config(
     drift_share: float,
     min_rows: int,
 ) -> DriftConfig:
-    from forwardlab.monitor.drift import drift_config
+    from forwardlab.monitor.drift.config import drift_config
 
     return drift_config(
         numerical=_names(numerical),

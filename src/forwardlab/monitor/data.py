@@ -19,6 +19,7 @@ import pandas as pd
 from forwardlab.download import cache_dir, fetch, sha256_file
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.monitor.errors import DataError
+from forwardlab.monitor.features import HOUSE
 from forwardlab.progress import Advance
 
 DATA_URL = (
@@ -54,8 +55,9 @@ RAW_COLUMNS = [
     "sqft_living15",
     "sqft_lot15",
 ]
-# Identifiers stay strings: ids and zip codes are labels, not numbers (leading zeros, no arithmetic).
-STRING_COLUMNS = {"id": str, "zipcode": str}
+# Identifiers stay strings: ids and zip codes (the string-typed features) are labels, not numbers (leading
+# zeros, no arithmetic).
+STRING_COLUMNS = dict.fromkeys(("id", *HOUSE.strings), str)
 DATE_COLUMNS = ["date_sold", "date_listed"]
 TRAIN_FILE, PROD_FILE, SUMMARY_FILE = "train.csv", "prod.csv", "summary.json"
 

@@ -46,3 +46,12 @@ class AlertConfigError(MonitorError):
 
 class SimulationError(MonitorError):
     """A production replay that cannot go on: the service refused a request, or OUT holds another replay."""
+
+
+class SchemaError(MonitorError):
+    """A feature schema that contradicts itself, a model of it that disagrees with it, or a frame lacking its
+    features; the message names the feature."""
+
+
+class StatTestError(MonitorError):
+    """A drift test that cannot be used as declared: no Evidently name, or one the installed Evidently lacks."""

@@ -33,23 +33,8 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.monitor.errors import ModelError
+from forwardlab.monitor.features import HOUSE
 
-NUMERIC_FEATURES = ("sqft_living", "sqft_lot", "sqft_above")
-CATEGORICAL_FEATURES = ("bedrooms", "bathrooms", "waterfront", "zipcode", "condition", "view")
-FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
-# Python types of the features as the model sees them (zip codes are labels, so strings).
-FEATURE_TYPES: dict[str, str] = {
-    "sqft_living": "float",
-    "sqft_lot": "float",
-    "sqft_above": "float",
-    "bedrooms": "int",
-    "bathrooms": "float",
-    "waterfront": "int",
-    "zipcode": "str",
-    "condition": "int",
-    "view": "int",
-}
-TARGET = "price"
 DEFAULT_ALPHAS = tuple(round(a, 1) for a in np.arange(0.1, 1.0, 0.1))
 CV_FOLDS = 5
 FORMAT_VERSION = 1
@@ -91,13 +76,8 @@ class PriceModel:
         return self.metadata.version
 
     def predict(self, records: Sequence[Mapping[str, Any]] | pd.DataFrame) -> np.ndarray:
-        frame = records if isinstance(records, pd.DataFrame) else features_frame(records)
-        return np.asarray(self.pipeline.predict(frame[list(FEATURES)]), dtype=float)
-
-
-def features_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Records (dicts of the nine features) as the frame the pipeline expects, columns in order."""
-    return pd.DataFrame.from_records(list(records), columns=list(FEATURES))
+        frame = records if isinstance(records, pd.DataFrame) else HOUSE.frame(records)
+        return np.asarray(self.pipeline.predict(frame[list(HOUSE.names)]), dtype=float)
 
 
 def build_pipeline() -> Pipeline:
@@ -116,8 +96,8 @@ def build_pipeline() -> Pipeline:
     )
     preprocess = ColumnTransformer(
         [
-            ("numerical", numeric, list(NUMERIC_FEATURES)),
-            ("categorical", categorical, list(CATEGORICAL_FEATURES)),
+            ("numerical", numeric, list(HOUSE.numerical)),
+            ("categorical", categorical, list(HOUSE.categorical)),
         ]
     )
     regressor = TransformedTargetRegressor(regressor=Ridge(), func=np.log10, inverse_func=_exp10)
@@ -130,7 +110,7 @@ def _exp10(x: np.ndarray) -> np.ndarray:
 
 def data_sha256(train: pd.DataFrame) -> str:
     """A hash of the training rows the model sees (features and target), independent of file format."""
-    columns = [*FEATURES, TARGET]
+    columns = [*HOUSE.names, HOUSE.target]
     row_hashes = pd.util.hash_pandas_object(train[columns], index=False).to_numpy()
     return hashlib.sha256(row_hashes.tobytes()).hexdigest()
 
@@ -141,7 +121,7 @@ def library_versions() -> dict[str, str]:
 
 def train(train_df: pd.DataFrame, *, alphas: Sequence[float] = DEFAULT_ALPHAS, n_jobs: int = 1) -> PriceModel:
     """Grid-search alpha by 5-fold CV (MAE), refit on all rows, and describe the result."""
-    missing = [c for c in (*FEATURES, TARGET, "date_sold") if c not in train_df.columns]
+    missing = [c for c in (*HOUSE.names, HOUSE.target, "date_sold") if c not in train_df.columns]
     if missing:
         raise ModelError(f"training data: missing column(s) {', '.join(missing)}")
     if len(train_df) < CV_FOLDS * 2:
@@ -153,19 +133,19 @@ def train(train_df: pd.DataFrame, *, alphas: Sequence[float] = DEFAULT_ALPHAS, n
         scoring="neg_mean_absolute_error",
         n_jobs=n_jobs,
     )
-    search.fit(train_df[list(FEATURES)], train_df[TARGET])
+    search.fit(train_df[list(HOUSE.names)], train_df[HOUSE.target])
     sold = pd.to_datetime(train_df["date_sold"])
     data_hash, alpha_grid = data_sha256(train_df), [float(a) for a in alphas]
-    identity = [list(FEATURES), data_hash, alpha_grid, library_versions()]
+    identity = [list(HOUSE.names), data_hash, alpha_grid, library_versions()]
     version = "price-ridge-" + hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     metadata = ModelMetadata(
         format_version=FORMAT_VERSION,
         version=version,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        numeric_features=list(NUMERIC_FEATURES),
-        categorical_features=list(CATEGORICAL_FEATURES),
-        feature_types=dict(FEATURE_TYPES),
-        target=TARGET,
+        numeric_features=list(HOUSE.numerical),
+        categorical_features=list(HOUSE.categorical),
+        feature_types=HOUSE.types,
+        target=HOUSE.target,
         train_rows=len(train_df),
         train_sold_from=str(sold.min().date()),
         train_sold_to=str(sold.max().date()),
@@ -223,12 +203,12 @@ def load_model(path: str | Path) -> PriceModel:
     if metadata.format_version != FORMAT_VERSION:
         raise ModelError(f"{meta_path}: format version {metadata.format_version}, this code reads {FORMAT_VERSION}")
     if (tuple(metadata.numeric_features), tuple(metadata.categorical_features)) != (
-        NUMERIC_FEATURES,
-        CATEGORICAL_FEATURES,
+        HOUSE.numerical,
+        HOUSE.categorical,
     ):
         raise ModelError(
             f"{meta_path}: features {metadata.numeric_features + metadata.categorical_features} "
-            f"differ from this code's {list(FEATURES)}"
+            f"differ from this code's {list(HOUSE.names)}"
         )
     trained_with = metadata.libraries.get("scikit-learn", "?")
     if _major_minor(trained_with) != _major_minor(sklearn.__version__):

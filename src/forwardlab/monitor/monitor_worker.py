@@ -21,7 +21,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 from forwardlab.fileio import write_text_atomic
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import AlertConfig, parse_alert_config
-from forwardlab.monitor.drift import DriftConfig
+from forwardlab.monitor.columns import ColumnRoles
 from forwardlab.monitor.errors import SimulationError
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import JSON_FILE, ReferenceSource, run_monitoring
@@ -54,14 +54,13 @@ class MonthlyMonitor(Generic[Key]):
         *,
         reports: bool,
         alerts: AlertConfig,
-        drift: DriftConfig,
+        columns: ColumnRoles,
     ) -> None:
         context = multiprocessing.get_context("spawn")  # not fork: the service's threads may be running
         self._pool = ProcessPoolExecutor(
             1, mp_context=context, initializer=_worker_start, initargs=(os.getpid(), reports)
         )
-        settings = (alerts.model_dump(mode="json"), drift.model_dump(mode="json"))
-        self._job = (store_url, str(out), _utc(reference_end), reports, *settings)
+        self._job = (store_url, str(out), _utc(reference_end), reports, alerts.model_dump(mode="json"), columns)
         self._pending: deque[tuple[Key, Future[tuple[dict[str, Any], dict[str, Any]]]]] = deque()
         self._pool.submit(time.sleep, 0)  # start the worker now: it imports Evidently while the model trains
 
@@ -131,11 +130,11 @@ class _ReplayReference(ReferenceSource):
     it submits the first month, and every later label is a sale at or after `end`.
     """
 
-    def load(self, store: Store) -> pd.DataFrame:
+    def load(self, store: Store, *, string_columns: Sequence[str] = ()) -> pd.DataFrame:
         assert self.end is not None
         key = (store.url, pd.Timestamp(self.end))
         if key not in _references:
-            _references[key] = super().load(store)
+            _references[key] = super().load(store, string_columns=string_columns)
         return _references[key].copy()  # a month's monitor gets its own frame, as a fresh read would give it
 
 
@@ -147,15 +146,15 @@ def _monitor_window(
     reference_end: pd.Timestamp,
     reports: bool,
     alerts: dict[str, Any],
-    features: dict[str, Any],
+    columns: ColumnRoles,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """In a worker: monitor one window; its findings, and the run's monitoring.json document."""
     store = _stores.get(store_url) or _stores.setdefault(store_url, Store(store_url))
     run = run_monitoring(
         store,
         window=WINDOW,
-        config=DriftConfig.model_validate(features),
         reference=_ReplayReference(end=reference_end.to_pydatetime()),
+        columns=columns,
         start=start.to_pydatetime(),
         end=end.to_pydatetime(),
         out_dir=out,

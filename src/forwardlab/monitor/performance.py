@@ -1,4 +1,6 @@
-"""Regression performance of the price model per window, in USD, next to the same on the reference.
+"""Regression performance per window, in USD (the store's unit), next to the same on the reference.
+
+The caller names the truth and prediction columns (`PerformanceCalculator(target=..., prediction=...)`).
 
 Definitions follow Evidently's regression metrics, so our numbers and its report agree: error is
 prediction minus truth (a positive mean error means over-pricing), MAPE is in percent with the truth
@@ -22,7 +24,6 @@ import pandas as pd
 from forwardlab.monitor.base import Calculator
 from forwardlab.monitor.errors import FrameError
 
-TARGET, PREDICTION = "label_usd", "prediction_usd"
 SEGMENT_QUANTILES = (0.25, 0.5, 0.75)
 PERFORMANCE_METRICS = ("mae_usd", "rmse_usd", "mape_pct", "mean_error_usd", "r2", "max_abs_error_usd")
 
@@ -66,7 +67,7 @@ class RegressionMetrics:
 class PerformanceCalculator(Calculator[RegressionMetrics]):
     """Regression metrics of current frames, with price bands and reference metrics fixed by `fit`."""
 
-    def __init__(self, *, target: str = TARGET, prediction: str = PREDICTION) -> None:
+    def __init__(self, *, target: str, prediction: str) -> None:
         self.target, self.prediction = target, prediction
         self.edges_usd: tuple[float, ...] = ()
         self.reference: RegressionMetrics | None = None

@@ -34,14 +34,17 @@ from evidently.metrics.column_statistics import DriftedColumnsCount
 from evidently.presets import DataDriftPreset, RegressionPreset
 
 from forwardlab.fileio import write_text_atomic
-from forwardlab.monitor.drift import DriftConfig
-from forwardlab.monitor.performance import PREDICTION, TARGET
+from forwardlab.monitor.drift.config import DriftConfig
+from forwardlab.monitor.drift.stattests import STATTESTS, check_in_evidently
 
 REPORT_FILES = {
     "data_drift": "data_drift.html",
     "target_drift": "target_drift.html",
     "regression_performance": "regression_performance.html",
 }
+# Our tests reach Evidently by their `evidently_name`; one it lacks fails here, when reports are first asked
+# for, rather than as a failed report in every window.
+check_in_evidently()
 
 
 class DriftTablePreset(DataDriftPreset):
@@ -56,7 +59,7 @@ class ReportJob:
     """One window's reports: where they go, and the frames and settings they are computed from.
 
     `config` lists the feature columns to show (those our engine could test); `target_config` the target
-    and prediction columns with their overrides.
+    and prediction columns with their overrides; `target` and `prediction` name those two columns.
     """
 
     folder: Path
@@ -64,6 +67,8 @@ class ReportJob:
     current: pd.DataFrame
     config: DriftConfig
     target_config: DriftConfig
+    target: str
+    prediction: str
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,9 @@ def render_window(job: ReportJob) -> ReportOutcome:
         definition = DataDefinition(
             numerical_columns=[*job.config.numerical, *job.target_config.numerical],
             categorical_columns=list(job.config.categorical),
-            regression=[Regression(target=TARGET, prediction=PREDICTION)],
+            regression=[Regression(target=job.target, prediction=job.prediction)],
         )
-        columns = [*job.config.columns, TARGET, PREDICTION]
+        columns = [*job.config.columns, job.target, job.prediction]
         current = Dataset.from_pandas(job.current[columns], data_definition=definition)
         reference = Dataset.from_pandas(job.reference[columns], data_definition=definition)
         reports: dict[str, Any] = {
@@ -90,7 +95,7 @@ def render_window(job: ReportJob) -> ReportOutcome:
             "target_drift": Report(
                 [
                     ValueDrift(column=c, **_override(job.target_config, c))
-                    for c in (TARGET, PREDICTION)
+                    for c in (job.target, job.prediction)
                     if c in job.target_config.columns
                 ]
             ),
@@ -130,7 +135,9 @@ def render_windows(
 
 def data_drift_preset(config: DriftConfig) -> DriftTablePreset:
     """Evidently's data drift preset with our columns, overrides and dataset-drift share."""
-    methods: dict[str, Any] = {c: o.test for c, o in config.overrides.items() if o.test is not None}
+    methods: dict[str, Any] = {
+        c: STATTESTS[o.test].evidently_name for c, o in config.overrides.items() if o.test is not None
+    }
     thresholds = {c: o.threshold for c, o in config.overrides.items() if o.threshold is not None}
     return DriftTablePreset(
         columns=list(config.columns),
@@ -156,4 +163,5 @@ def _override(config: DriftConfig, column: str) -> dict[str, Any]:
     override = config.overrides.get(column)
     if override is None:
         return {}
-    return {k: v for k, v in (("method", override.test), ("threshold", override.threshold)) if v is not None}
+    method = None if override.test is None else STATTESTS[override.test].evidently_name
+    return {k: v for k, v in (("method", method), ("threshold", override.threshold)) if v is not None}

@@ -1,7 +1,10 @@
 """The service's request and response bodies (pydantic): types, required fields and sane ranges.
 
 Ranges are wide enough for any real King County house and narrow enough to reject typos and garbage
-(a 0-square-foot house, 2.3 bathrooms, a 4-digit zip code). Feature records reject unknown fields, so a
+(a 0-square-foot house, 2.3 bathrooms, a 4-digit zip code). The feature fields are written out here, with
+their ranges and examples (what the OpenAPI page shows), and checked against the house schema
+(`features.HOUSE`) when this module is imported: a feature added to one and not the other, or typed
+differently, stops the service from starting. Feature records reject unknown fields, so a
 misspelt feature is an error rather than a silently imputed value. Strings that a database cannot hold
 (NUL, lone surrogates) and times that do not fit in UTC are rejected here, as 422s, not as storage errors.
 """
@@ -13,6 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from forwardlab.monitor.errors import SchemaError
+from forwardlab.monitor.features import HOUSE, FeatureSchema
 from forwardlab.monitor.store import ENTITY_ID_MAX_CHARS
 
 MAX_BATCH_RECORDS = 5000
@@ -56,6 +61,27 @@ class HouseFeatures(BaseModel):
     zipcode: str = Field(pattern=r"^[0-9]{5}$", examples=["98178"])
     condition: int = Field(ge=1, le=5, examples=[3])
     view: int = Field(ge=0, le=4, examples=[0])
+
+
+def check_fields(model: type[BaseModel], schema: FeatureSchema) -> None:
+    """Refuse (a `SchemaError` naming each difference) a request model whose fields are not the schema's
+    features with their Python types, in the schema's order."""
+    got = {name: field.annotation for name, field in model.model_fields.items()}
+    wanted = schema.python_types
+    problems = [f"{name} is missing" for name in wanted if name not in got]
+    problems += [f"{name} is not a feature" for name in got if name not in wanted]
+    problems += [
+        f"{name} is {getattr(got[name], '__name__', got[name])}, not {kind.__name__}"
+        for name, kind in wanted.items()
+        if name in got and got[name] is not kind
+    ]
+    if not problems and list(got) != list(wanted):
+        problems.append(f"the fields are not in the schema's order ({', '.join(wanted)})")
+    if problems:
+        raise SchemaError(f"{model.__name__} disagrees with the feature schema: {'; '.join(problems)}")
+
+
+check_fields(HouseFeatures, HOUSE)
 
 
 class PredictRecord(BaseModel):

@@ -5,13 +5,11 @@ Concurrent requests are micro-batched (`batching.MicroBatcher`): one model call 
 serve many requests, in a worker thread, so the event loop keeps serving meanwhile. Every `/v1` route
 needs an API key in the `X-API-Key` header; `/healthz`, `/metrics` and the OpenAPI spec do not.
 
-Configuration: function arguments first, then the `serve` command's flags, then the environment
-(`FORWARDLAB_API_KEYS`: comma-separated keys; `FORWARDLAB_API_KEYS_FILE`: one key per line, `#` comments).
+Keys are resolved by `auth.load_api_keys`: function arguments first, then the `serve` command's flags, then
+the environment (`FORWARDLAB_API_KEYS`, `FORWARDLAB_API_KEYS_FILE`).
 """
 
 import contextlib
-import hmac
-import os
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
@@ -25,7 +23,9 @@ from fastapi.responses import PlainTextResponse
 from fastapi.security import APIKeyHeader
 
 from forwardlab import __version__
+from forwardlab.monitor.auth import API_KEY_HEADER, key_is_valid, load_api_keys, required_keys
 from forwardlab.monitor.batching import MicroBatcher
+from forwardlab.monitor.dashboard import DASHBOARD_PATH, dashboard_app
 from forwardlab.monitor.errors import LabelConflictError, NotFoundError, ServiceConfigError, StoreError
 from forwardlab.monitor.model import PriceModel, load_model
 from forwardlab.monitor.prometheus import MetricsMiddleware, ServiceMetrics
@@ -47,9 +47,6 @@ from forwardlab.monitor.schemas import (
 )
 from forwardlab.monitor.store import LabelRequest, PredictionRecord, Store
 
-API_KEY_HEADER = "X-API-Key"
-DASHBOARD_PATH = "/dashboard"
-KEYS_ENV, KEYS_FILE_ENV = "FORWARDLAB_API_KEYS", "FORWARDLAB_API_KEYS_FILE"
 DEFAULT_MAX_BATCH_RECORDS = 256
 DEFAULT_MAX_WAIT_S = 0.002
 
@@ -57,40 +54,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No API key, or not a valid one."},
     503: {"description": "The metrics store is unavailable; nothing was stored."},
 }
-
-
-def load_api_keys(keys: Iterable[str] | None = None, keys_file: str | Path | None = None) -> frozenset[str]:
-    """The first source that gives keys: `keys`, `keys_file`, then $FORWARDLAB_API_KEYS(_FILE)."""
-    if keys is not None:
-        return _clean(keys)
-    if keys_file is not None:
-        return _read_keys_file(Path(keys_file))
-    if os.environ.get(KEYS_ENV):
-        return _clean(os.environ[KEYS_ENV].split(","))
-    if os.environ.get(KEYS_FILE_ENV):
-        return _read_keys_file(Path(os.environ[KEYS_FILE_ENV]))
-    return frozenset()
-
-
-def key_is_valid(offered: str | None, keys: Iterable[bytes]) -> bool:
-    """Whether `offered` is one of `keys`, compared with every key in constant time so timing reveals nothing."""
-    given = (offered or "").encode()
-    valid = False
-    for k in keys:
-        valid |= hmac.compare_digest(given, k)
-    return valid
-
-
-def _clean(keys: Iterable[str]) -> frozenset[str]:
-    return frozenset(k.strip() for k in keys if k.strip())
-
-
-def _read_keys_file(path: Path) -> frozenset[str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ServiceConfigError(f"{path}: cannot read the API keys file: {exc.strerror}") from exc
-    return _clean(line for line in lines if not line.lstrip().startswith("#"))
 
 
 def create_app(
@@ -108,9 +71,7 @@ def create_app(
     The caller owns `store` unless `close_store` is set, in which case the app closes it on shutdown.
     `dashboard` (`forwardlab.monitor.dashboard.dashboard_app`) is mounted at /dashboard when given.
     """
-    keys = [k.encode() for k in _clean(api_keys)]
-    if not keys:
-        raise ServiceConfigError(f"no API keys: pass --api-keys-file, or set {KEYS_ENV} or {KEYS_FILE_ENV}")
+    keys = required_keys(api_keys)
     metrics = ServiceMetrics()
 
     def predict_and_store(items: list[PredictRecord]) -> list[PredictionRecord]:
@@ -287,16 +248,13 @@ def app_from_paths(
     `dashboard_reports`: also serve the dashboard at /dashboard, over this store and these reports.
     """
     keys = load_api_keys(api_keys, api_keys_file)
-    if not keys:
-        raise ServiceConfigError(f"no API keys: pass --api-keys-file, or set {KEYS_ENV} or {KEYS_FILE_ENV}")
+    required_keys(keys)  # refused before the model and the store are opened
     if dashboard_reports is not None and not record:
         raise ServiceConfigError("the dashboard reads the store: it cannot be served with recording disabled")
     model = load_model(model_path)
     store = Store(store_url) if record else None
     dashboard = None
     if dashboard_reports is not None and store is not None:
-        from forwardlab.monitor.dashboard import dashboard_app
-
         dashboard = dashboard_app(store, dashboard_reports, api_keys=keys)
     return create_app(model, store, api_keys=keys, close_store=True, dashboard=dashboard)
 

@@ -45,26 +45,19 @@ from forwardlab.download import sha256_file
 from forwardlab.fileio import atomic_path, write_text_atomic
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import AlertConfig, parse_alert_config
-from forwardlab.monitor.dashboard import dashboard_app
+from forwardlab.monitor.auth import API_KEY_HEADER
+from forwardlab.monitor.dashboard import DASHBOARD_PATH, dashboard_app
 from forwardlab.monitor.data import PreparedData, fetch_raw, load_raw, prepare, write_prepared
-from forwardlab.monitor.drift import DriftConfig, drift_config
+from forwardlab.monitor.drift.config import DriftConfig, drift_config
 from forwardlab.monitor.errors import ModelError, SimulationError
-from forwardlab.monitor.model import (
-    CATEGORICAL_FEATURES,
-    FEATURE_TYPES,
-    FEATURES,
-    NUMERIC_FEATURES,
-    PriceModel,
-    data_sha256,
-    load_model,
-    save_model,
-    train,
-)
+from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.house import house_columns
+from forwardlab.monitor.model import PriceModel, data_sha256, load_model, save_model, train
 from forwardlab.monitor.monitor_worker import MonthlyMonitor
 from forwardlab.monitor.scenarios import SCENARIOS, SYNTHETIC, get_scenario, is_scenario
 from forwardlab.monitor.schemas import MAX_BATCH_RECORDS
 from forwardlab.monitor.server import start_server
-from forwardlab.monitor.service import API_KEY_HEADER, DASHBOARD_PATH, create_app
+from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store, display_url
 from forwardlab.monitor.windows import JSON_FILE, REPORTS_DIR
 from forwardlab.progress import Advance
@@ -86,12 +79,6 @@ DEFAULT_ALERT_RULES: dict[str, Any] = {
         {"name": "mae-up", "type": "metric", "metric": "mae_usd", "increase_pct": 20},
     ]
 }
-# Zip code has 70 categories: at the few hundred to thousand sales of a month, the Jensen-Shannon distance
-# between two samples of one unchanging market is 0.1-0.2 (measured on the no-drift scenario), so Evidently's
-# default (distance >= 0.1) flags it every month. Chi-square's p-value does not grow with fewer rows per
-# category; at p < 0.001 the no-drift control stays quiet and new zip codes are still caught at once.
-DEFAULT_DRIFT_OVERRIDES: dict[str, dict[str, Any]] = {"zipcode": {"test": "chisquare", "threshold": 0.001}}
-_PYTHON_TYPES: dict[str, type] = {"float": float, "int": int, "str": str}
 
 
 @dataclass(frozen=True)
@@ -177,10 +164,10 @@ def simulate(
 
     `data`: a raw kc_house_data.csv path, a scenario name (or `synthetic`), or None to download the King
     County file. `alerts` default to `DEFAULT_ALERT_RULES`; `drift` (the feature tests) to Evidently's choices
-    with `DEFAULT_DRIFT_OVERRIDES`. The replay's service carries the dashboard at /dashboard, live while it
-    runs (the page redraws as each month is stored); `api_keys` may sign in to it and `on_serving(url)` is
-    told its address. `on_month(result)` runs after each month is stored; `progress(done, total)` follows
-    the months.
+    with the house schema's overrides (`features.HOUSE.drift_overrides`). The replay's service carries the
+    dashboard at /dashboard, live while it runs (the page redraws as each month is stored); `api_keys` may
+    sign in to it and `on_serving(url)` is told its address. `on_month(result)` runs after each month is
+    stored; `progress(done, total)` follows the months.
     """
     _check_arguments(sample, batch_size, concurrency, max_months)
     out = Path(out_dir)
@@ -188,7 +175,9 @@ def simulate(
         raise SimulationError(f"{out}: exists and is not a folder")
     rules = alerts if alerts is not None else parse_alert_config(DEFAULT_ALERT_RULES, source="default rules")
     drift = drift or drift_config(
-        numerical=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES, overrides=DEFAULT_DRIFT_OVERRIDES
+        numerical=HOUSE.numerical,
+        categorical=HOUSE.categorical,
+        overrides={c: dict(o) for c, o in HOUSE.drift_overrides.items()},
     )
     timings: dict[str, float] = {}
     # BLAS threads only fight the service, the clients and the monitor for the same cores: the matrices are small.
@@ -216,7 +205,7 @@ def simulate(
         train_rows, prod_rows = (_sample(frame, sample, seed) for frame in (prepared.train, prepared.prod))
         plan = plan_months(prod_rows)
         monitor: MonthlyMonitor[MonthPlan] = MonthlyMonitor(
-            store_url, out, plan[0].start, reports=reports, alerts=rules, drift=drift
+            store_url, out, plan[0].start, reports=reports, alerts=rules, columns=house_columns(drift)
         )
         counts: dict[int, tuple[int, int]] = {}
         done = [MonthResult(**m) for m in state["months"]]
@@ -340,7 +329,7 @@ class ServiceClient:
 
     def predict(self, houses: pd.DataFrame) -> None:
         """Score the houses (id and the nine features); each prediction is stored under the house's id."""
-        features = houses[list(FEATURES)].astype({c: _PYTHON_TYPES[t] for c, t in FEATURE_TYPES.items()})
+        features = HOUSE.typed(houses)
         records = [
             {"entity_id": entity, "features": f}
             for entity, f in zip(houses["id"], features.to_dict("records"), strict=True)

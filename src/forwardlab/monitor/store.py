@@ -30,6 +30,9 @@ SCHEMA_VERSION = 1
 DEFAULT_STORE_URL = "sqlite:///forwardlab-monitor.db"
 ENTITY_ID_MAX_CHARS = 128
 MODEL_VERSION_MAX_CHARS = 64
+# The columns of `Store.predictions` frames that hold the model's output and the truth: what a monitoring run
+# over this store names as its prediction and target (`house.house_columns`).
+PREDICTION_COLUMN, LABEL_COLUMN = "prediction_usd", "label_usd"
 _IN_CHUNK = 500  # uuids per IN (...) list: well under every backend's bound-parameter limit
 
 
@@ -312,8 +315,8 @@ class Store:
         features = pd.DataFrame.from_records([r.features for r in rows])
         tail = pd.DataFrame(
             {
-                "prediction_usd": pd.array([r.prediction_usd for r in rows], dtype="float64"),
-                "label_usd": pd.array([r.label_usd for r in rows], dtype="Float64").astype("float64"),
+                PREDICTION_COLUMN: pd.array([r.prediction_usd for r in rows], dtype="float64"),
+                LABEL_COLUMN: pd.array([r.label_usd for r in rows], dtype="Float64").astype("float64"),
                 "label_at": pd.to_datetime([r.label_at for r in rows], utc=True),
             }
         )

@@ -1,11 +1,15 @@
 """The monitoring run: per time window, production compared with the training reference.
 
+The caller names the columns and their roles (`columns.ColumnRoles`: features with their tests, target,
+prediction, string-typed columns); this module knows no model. The price service's are
+`house.house_columns()`.
+
 Current rows of a window: the predictions whose ground truth arrived in it (`label_at` in [start, end),
 the prototype's "newly sold"). Reference: the training predictions, found one of two ways
 (`ReferenceSource`): the labelled predictions in the store whose ground truth arrived before a date
 (`end`, e.g. the day after the model's training cut-off; the simulation scores the training set through
-the service first), or a CSV/Parquet file of scored training rows (the features, `prediction_usd`,
-`label_usd`). With `reference_sample="match"` each window is compared with a seeded sample of the
+the service first), or a CSV/Parquet file of scored training rows (the features, the prediction and the
+target). With `reference_sample="match"` each window is compared with a seeded sample of the
 reference as large as the window (the prototype's way); with "all" (default) with the whole reference,
 whose statistics are then computed once for every window.
 
@@ -13,7 +17,7 @@ Windows: calendar months, ISO weeks (Monday to Monday) or N-day spans from the s
 UTC and clipped to [start, end). By default they start at the reference's end (or the first ground
 truth) and run through the window holding the last ground truth.
 
-Per window: feature drift (`drift.DriftCalculator`), target and prediction drift, regression metrics in
+Per window: feature drift (`drift.calculator.DriftCalculator`), target and prediction drift, regression metrics in
 USD (`performance.PerformanceCalculator`), the three Evidently reports (`reports`), and alerts
 (`alerts`). Output: `monitoring.json` and `reports/START_END/*.html` under `out_dir`, and the same
 records as time series in the metrics store (`results`), saved in one transaction after everything was
@@ -39,16 +43,10 @@ import pandas as pd
 from forwardlab.fileio import write_text_atomic
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import Alert, AlertConfig, Delivery, WindowSummary, deliver, evaluate
-from forwardlab.monitor.drift import INSUFFICIENT, ColumnDrift, DriftCalculator, DriftConfig, DriftResult
+from forwardlab.monitor.columns import ColumnRoles
+from forwardlab.monitor.drift.calculator import INSUFFICIENT, ColumnDrift, DriftCalculator, DriftResult
 from forwardlab.monitor.errors import AlertConfigError, FrameError, MonitoringRunError
-from forwardlab.monitor.model import CATEGORICAL_FEATURES, FEATURE_TYPES, NUMERIC_FEATURES
-from forwardlab.monitor.performance import (
-    PERFORMANCE_METRICS,
-    PREDICTION,
-    TARGET,
-    PerformanceCalculator,
-    RegressionMetrics,
-)
+from forwardlab.monitor.performance import PERFORMANCE_METRICS, PerformanceCalculator, RegressionMetrics
 from forwardlab.monitor.store import Store
 from forwardlab.progress import Advance
 
@@ -140,10 +138,10 @@ class ReferenceSource:
         since = f"{_iso(self.start)} to " if self.start else "before "
         return f"store predictions labelled {since}{_iso(self.end)}"
 
-    def load(self, store: Store) -> pd.DataFrame:
+    def load(self, store: Store, *, string_columns: Sequence[str] = ()) -> pd.DataFrame:
+        """The reference rows; `string_columns` stay strings when read from a CSV file."""
         if self.path is not None:
-            strings = [c for c, kind in FEATURE_TYPES.items() if kind == "str"]
-            return read_frame(self.path, string_columns=strings)
+            return read_frame(self.path, string_columns=string_columns)
         return store.predictions(self.start, self.end, time_column="label_at")
 
 
@@ -251,8 +249,7 @@ def run_monitoring(
     *,
     window: str,
     reference: ReferenceSource,
-    config: DriftConfig | None = None,
-    target_config: DriftConfig | None = None,
+    columns: ColumnRoles,
     start: datetime | None = None,
     end: datetime | None = None,
     reference_sample: ReferenceSample = "all",
@@ -265,13 +262,12 @@ def run_monitoring(
 ) -> MonitoringRun:
     """Compare every window of [start, end) with the reference; store, write and alert as the module says.
 
-    `config` names the feature columns and their tests (default: the price model's nine features);
-    `target_config` the same for `label_usd` and `prediction_usd`. `progress(done, total)` follows the
-    report rendering, the slow part. Reports are rendered when `out_dir` is given, unless `reports` is False.
+    `columns` names the feature columns with their tests, the target and prediction columns, and the
+    columns a reference file keeps as strings. `progress(done, total)` follows the report rendering, the
+    slow part. Reports are rendered when `out_dir` is given, unless `reports` is False.
     """
     spec = WindowSpec.parse(window)
-    config = config or DriftConfig(numerical=NUMERIC_FEATURES, categorical=CATEGORICAL_FEATURES)
-    target_config = target_config or DriftConfig(numerical=(TARGET, PREDICTION), min_rows=config.min_rows)
+    config, target_config, target, prediction = columns.features, columns.targets, columns.target, columns.prediction
     if reference_sample not in ("all", "match"):
         raise MonitoringRunError(f"reference sample {reference_sample!r}: use all or match")
     if reports and out_dir is None:
@@ -279,16 +275,16 @@ def run_monitoring(
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise MonitoringRunError(f"{out_dir}: exists and is not a folder")
     reports = out_dir is not None and reports is not False
-    _check_rule_columns(alerts, (*config.columns, *target_config.columns))
+    _check_rule_columns(alerts, columns.monitored)
     if reports:
         from forwardlab.monitor.reports import ReportJob, render_windows
     run_id, created_at, timings = str(uuid.uuid4()), datetime.now(UTC), {}
 
     clock = time.perf_counter()
-    reference_frame = reference.load(store)
+    reference_frame = reference.load(store, string_columns=columns.strings)
     if reference_frame.empty:
         raise MonitoringRunError(f"reference ({reference.describe()}): no rows")
-    _require(reference_frame, (*config.columns, TARGET, PREDICTION), f"reference ({reference.describe()})")
+    _require(reference_frame, columns.monitored, f"reference ({reference.describe()})")
     given_start = start or reference.end
     first = None if given_start is None else _utc(given_start)
     labelled = store.predictions(first, end, time_column="label_at")
@@ -304,7 +300,7 @@ def run_monitoring(
     clock = time.perf_counter()
     drift_all = DriftCalculator(config).fit(reference_frame)
     target_all = DriftCalculator(target_config).fit(reference_frame)
-    performance = PerformanceCalculator().fit(reference_frame)
+    performance = PerformanceCalculator(target=target, prediction=prediction).fit(reference_frame)
     assert performance.reference is not None
     windows: list[WindowResult] = []
     jobs: list[tuple[int, ReportJob]] = []
@@ -322,7 +318,7 @@ def run_monitoring(
         else:
             ref, drift_calc, target_calc = reference_frame, drift_all, target_all
         drift = drift_calc.calculate(current)
-        target = target_calc.calculate(current)
+        targets = target_calc.calculate(current)
         result = WindowResult(
             lo,
             hi,
@@ -331,20 +327,22 @@ def run_monitoring(
             len(current),
             len(ref),
             drift,
-            target.column(TARGET) if TARGET in target_config.columns else None,
-            target.column(PREDICTION) if PREDICTION in target_config.columns else None,
+            targets.column(target),
+            targets.column(prediction),
             performance.calculate(current),
         )
         windows.append(result)
         if reports and staging is not None and result.status == "ok":
             tested = [c.column for c in drift.columns if c.drift is not None]
-            tested_targets = [c.column for c in target.columns if c.drift is not None]
+            tested_targets = [c.column for c in targets.columns if c.drift is not None]
             job = ReportJob(
                 staging / REPORTS_DIR / result.label,
                 ref,
                 current,
                 config.restricted_to(tested),
                 target_config.restricted_to(tested_targets),
+                target,
+                prediction,
             )
             jobs.append((len(windows) - 1, job))
     timings["compute_s"] = time.perf_counter() - clock
@@ -380,7 +378,7 @@ def run_monitoring(
         )
         if staging is not None:
             write_text_atomic(staging / JSON_FILE, json.dumps(run.to_json(), indent=2, allow_nan=False) + "\n")
-        _save(store, run, records, reference_sample, seed, config, target_config)
+        _save(store, run, records, reference_sample, seed, columns)
         timings["store_s"] = time.perf_counter() - clock
         if out_dir is not None and staging is not None:
             _publish(staging, Path(out_dir))
@@ -430,14 +428,13 @@ def _save(
     records: list[dict[str, Any]],
     reference_sample: str,
     seed: int,
-    config: DriftConfig,
-    target_config: DriftConfig,
+    columns: ColumnRoles,
 ) -> None:
     settings = {
         "reference_sample": reference_sample,
         "seed": seed,
-        "features": config.model_dump(),
-        "targets": target_config.model_dump(),
+        "features": columns.features.model_dump(),
+        "targets": columns.targets.model_dump(),
     }
     run_row = {
         "run_id": run.run_id,

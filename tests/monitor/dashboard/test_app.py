@@ -20,9 +20,11 @@ import pytest
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import parse_alert_config
 from forwardlab.monitor.dashboard import app_from_paths, dashboard_app, session, standalone_app
-from forwardlab.monitor.drift import STATTESTS
+from forwardlab.monitor.drift.stattests import STATTESTS
 from forwardlab.monitor.errors import ServiceConfigError
-from forwardlab.monitor.model import FEATURES, PriceModel
+from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.house import house_columns
+from forwardlab.monitor.model import PriceModel
 from forwardlab.monitor.server import RunningServer, start_server
 from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store
@@ -31,6 +33,7 @@ from tests.monitor.conftest import API_KEY
 from tests.support.browser import ARTIFACTS, open_page
 
 REFERENCE = ReferenceSource(end=datetime(2014, 11, 1, tzinfo=UTC))
+COLUMNS = house_columns()
 BUSY_RULE = {"rules": [{"name": "busy-window", "type": "metric", "metric": "n_current", "above": 100}]}
 
 
@@ -58,7 +61,7 @@ def board(scored_store_file: Path, model: PriceModel, tmp_path_factory: pytest.T
     out = folder / "monitoring"
     with Store(f"sqlite:///{folder / 'store.db'}") as store:
         run_monitoring(
-            store, window="month", reference=REFERENCE, end=utc("2015-01-01"), out_dir=out, workers=1,
+            store, window="month", reference=REFERENCE, columns=COLUMNS, end=utc("2015-01-01"), out_dir=out, workers=1,
             alerts=parse_alert_config(BUSY_RULE),
         )  # fmt: skip
         app = create_app(model, store, api_keys=[API_KEY], dashboard=dashboard_app(store, out, api_keys=[API_KEY]))
@@ -122,7 +125,7 @@ def test_summary_is_what_the_store_holds(board: Board) -> None:
         assert data["reference"]["metrics"]["mae_usd"] == pytest.approx(run["reference_metrics"]["mae_usd"])
 
         heat = data["heatmap"]
-        assert heat["features"] == list(FEATURES)
+        assert heat["features"] == list(HOUSE.names)
         features = columns[columns["role"] == "feature"]
         for i, feature in enumerate(heat["features"]):
             stored = features[features["column_name"] == feature].sort_values("window_start")
@@ -187,7 +190,7 @@ def test_only_a_key_opens_the_dashboard(board: Board) -> None:
 
 @pytest.mark.slow
 def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -> None:
-    run_monitoring(scored_store, window="month", reference=REFERENCE, end=utc("2014-12-01"))
+    run_monitoring(scored_store, window="month", reference=REFERENCE, columns=COLUMNS, end=utc("2014-12-01"))
     app = standalone_app(
         str(scored_store.url), tmp_path, api_keys=[API_KEY], refresh_s=1.0
     )  # networkidle needs 0.5 s quiet
@@ -203,7 +206,12 @@ def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -
         page.wait_for_selector("#chart-error[data-points='1']")
 
         run_monitoring(
-            scored_store, window="month", reference=REFERENCE, start=utc("2014-12-01"), end=utc("2015-02-01")
+            scored_store,
+            window="month",
+            reference=REFERENCE,
+            columns=COLUMNS,
+            start=utc("2014-12-01"),
+            end=utc("2015-02-01"),
         )
         later = client.get("/dashboard/api/summary", headers={"If-None-Match": first.headers["etag"]})
         assert later.status_code == 200 and later.headers["etag"] != first.headers["etag"]
@@ -211,7 +219,7 @@ def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -
         page.wait_for_selector("#chart-error[data-points='3']")  # the open page redrew by itself
         assert page.locator("#windows tbody tr").count() == 3
 
-        run_monitoring(scored_store, window="14-days", reference=REFERENCE, end=utc("2014-12-01"))
+        run_monitoring(scored_store, window="14-days", reference=REFERENCE, columns=COLUMNS, end=utc("2014-12-01"))
         newest = summary(client)
         assert newest["window_specs"] == ["14-days", "month"] and newest["window_spec"] == "14-days"
         assert len(summary(client, window="month")["windows"]) == 3
@@ -219,7 +227,7 @@ def test_new_windows_appear_while_it_runs(scored_store: Store, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_the_command_serves_it(scored_store: Store, tmp_path: Path) -> None:
-    run_monitoring(scored_store, window="month", reference=REFERENCE, end=utc("2014-12-01"))
+    run_monitoring(scored_store, window="month", reference=REFERENCE, columns=COLUMNS, end=utc("2014-12-01"))
     keys = tmp_path / "keys.txt"
     keys.write_text(f"# dashboard keys\n{API_KEY}\n")
     command = [sys.executable, "-m", "forwardlab", "monitor", "dashboard", "--store", str(scored_store.url),
@@ -287,8 +295,8 @@ def test_in_a_browser_it_signs_in_draws_and_opens_reports(board: Board) -> None:
             drawn = page.evaluate(PAINTED, chart)
             assert drawn and drawn["width"] > 200 and drawn["height"] > 100, (chart, drawn)
             assert drawn["points"] == "2" and drawn["painted"] > 1000, (chart, drawn)
-        assert page.locator("#heatmap tbody tr").count() == len(FEATURES)
-        assert page.locator("#heatmap tbody td").count() == len(FEATURES) * 2
+        assert page.locator("#heatmap tbody tr").count() == len(HOUSE.names)
+        assert page.locator("#heatmap tbody td").count() == len(HOUSE.names) * 2
         assert page.locator("#alerts tbody tr").count() == 2
         assert page.locator("#windows tbody tr").count() == 2
         assert page.locator("#windows a[data-report]").count() == 6
@@ -340,7 +348,7 @@ def test_a_replay_serves_it_live_and_it_shows_every_month_afterwards(tmp_path: P
             drawn = page.evaluate(PAINTED, chart)
             assert drawn and drawn["points"] == "3" and drawn["painted"] > 1000, (chart, drawn)
         assert page.locator("#windows tbody tr").count() == 3
-        assert page.locator("#heatmap tbody td").count() == len(FEATURES) * 3
+        assert page.locator("#heatmap tbody td").count() == len(HOUSE.names) * 3
         link = page.locator("#windows a[data-report=data_drift]").first  # newest month first
         with page.expect_popup() as popup_info:
             link.click()

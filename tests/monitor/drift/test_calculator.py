@@ -9,14 +9,10 @@ import pytest
 from evidently.legacy.calculations.stattests import get_stattest as evidently_get_stattest
 from evidently.legacy.core import ColumnType
 
-from forwardlab.monitor.drift import (
-    DriftCalculator,
-    compare,
-    default_test,
-    drift_config,
-    numerical_stats,
-    sturges_edges,
-)
+from forwardlab.monitor.drift.calculator import DriftCalculator, compare
+from forwardlab.monitor.drift.config import drift_config
+from forwardlab.monitor.drift.stats import numerical_stats
+from forwardlab.monitor.drift.stattests import default_test, sturges_edges
 from forwardlab.monitor.errors import FrameError
 
 

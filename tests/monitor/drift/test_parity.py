@@ -20,8 +20,9 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
 from forwardlab.monitor.data import PreparedData
-from forwardlab.monitor.drift import DriftResult, compare, drift_config
-from forwardlab.monitor.model import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from forwardlab.monitor.drift.calculator import DriftResult, compare
+from forwardlab.monitor.drift.config import drift_config
+from forwardlab.monitor.features import HOUSE
 
 NUMERICAL = ["amount", "rounded", "few", "pair"]
 CATEGORICAL = ["flag", "colour", "zip", "level"]
@@ -166,7 +167,7 @@ def test_verdicts_equal_evidentlys(
 
 def test_verdicts_equal_evidentlys_on_the_house_data(prepared: PreparedData) -> None:
     """The real features: training sales against production months, and a small sample against a month."""
-    numerical, categorical = list(NUMERIC_FEATURES), list(CATEGORICAL_FEATURES)
+    numerical, categorical = list(HOUSE.numerical), list(HOUSE.categorical)
     sold = prepared.prod["date_sold"]
     for month in ("2015-01", "2015-04"):
         current = prepared.prod[sold.dt.strftime("%Y-%m") == month]

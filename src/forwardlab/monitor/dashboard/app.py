@@ -30,19 +30,15 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from forwardlab.monitor.auth import API_KEY_HEADER, key_is_valid, load_api_keys, required_keys
 from forwardlab.monitor.dashboard import session
 from forwardlab.monitor.dashboard.summary import summarize
 from forwardlab.monitor.errors import ServiceConfigError
-from forwardlab.monitor.service import (
-    API_KEY_HEADER,
-    DASHBOARD_PATH,
-    KEYS_ENV,
-    KEYS_FILE_ENV,
-    key_is_valid,
-    load_api_keys,
-)
 from forwardlab.monitor.store import Store
 
+# Where the dashboard is served: the prediction service mounts it here, and so does `standalone_app`. It lives
+# with the dashboard because the dashboard is what is mounted: the service imports it, never the reverse.
+DASHBOARD_PATH = "/dashboard"
 HERE = Path(__file__).parent
 DEFAULT_REFRESH_S = 5.0
 _LOGIN_PAGE = string.Template((HERE / "templates" / "login.html").read_text(encoding="utf-8"))
@@ -64,9 +60,7 @@ def dashboard_app(
     Mount it at /dashboard (`create_app(..., dashboard=...)` does) or serve `standalone_app`. The caller owns
     `store`. `refresh_s`: how often the page polls for new windows.
     """
-    keys = [k.encode() for k in load_api_keys(api_keys)]
-    if not keys:
-        raise ServiceConfigError(f"no API keys for the dashboard: pass --api-keys-file, or set {KEYS_ENV}")
+    keys = required_keys(api_keys, serving="the dashboard")
     reports = Path(reports_dir)
     files = StaticFiles(directory=reports, check_dir=False)
     app = FastAPI(title="forwardlab monitoring dashboard", docs_url=None, redoc_url=None, openapi_url=None)
@@ -188,8 +182,7 @@ def app_from_paths(
 ) -> FastAPI:
     """What `forwardlab monitor dashboard` serves: checks that the store and the reports folder exist first."""
     keys = load_api_keys(api_keys, api_keys_file)
-    if not keys:
-        raise ServiceConfigError(f"no API keys: pass --api-keys-file, or set {KEYS_ENV} or {KEYS_FILE_ENV}")
+    required_keys(keys)  # refused before the store and the folder are looked at
     reports = Path(reports_dir)
     if not reports.is_dir():
         raise ServiceConfigError(f"{reports}: the reports folder does not exist (the --out of `monitor run`)")

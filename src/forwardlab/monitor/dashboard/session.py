@@ -16,6 +16,8 @@ import hmac
 import time
 from collections.abc import Iterable
 
+from forwardlab.monitor.auth import matches_any
+
 COOKIE_NAME = "forwardlab_dashboard"
 SESSION_S = 12 * 3600
 _CONTEXT = b"forwardlab-dashboard-session:"
@@ -32,10 +34,7 @@ def verify(token: str | None, keys: Iterable[bytes], *, now_s: float | None = No
     expires, _, signature = (token or "").partition(".")
     if not expires.isdigit() or int(expires) <= (time.time() if now_s is None else now_s):
         return False
-    valid = False
-    for key in keys:
-        valid |= hmac.compare_digest(signature, _sign(key, expires))
-    return valid
+    return matches_any(signature, [_sign(key, expires) for key in keys])
 
 
 def _sign(key: bytes, expires: str) -> str:

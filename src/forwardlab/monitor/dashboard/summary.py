@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from forwardlab.monitor import results
-from forwardlab.monitor.drift import STATTESTS
+from forwardlab.monitor.drift.stattests import STATTESTS
 from forwardlab.monitor.store import Store
 
 REPORT_TITLES = {"data_drift": "data drift", "target_drift": "target drift", "regression_performance": "performance"}

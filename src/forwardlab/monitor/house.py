@@ -1,0 +1,31 @@
+"""The price service as the monitoring engine sees it: which columns a run compares and what each is.
+
+The engine (`windows`, `drift`, `performance`, `reports`) is told its columns (`columns.ColumnRoles`); for the
+price service they are the house features (`features.HOUSE`), the sale price as the target and the predicted
+price, as the store holds them, and zip codes read as strings. `monitor run` and the replay say so here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from forwardlab.monitor.columns import ColumnRoles
+from forwardlab.monitor.drift.config import DriftConfig
+from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.store import LABEL_COLUMN, PREDICTION_COLUMN
+
+
+def house_columns(
+    features: DriftConfig | None = None, *, target_overrides: Mapping[str, Any] | None = None
+) -> ColumnRoles:
+    """The price service's column roles: `features` (default: the nine house features with `DriftConfig`'s
+    defaults), the store's label and prediction columns as target and prediction (`target_overrides`: their
+    per-column tests, as `DriftConfig.overrides`), and the house schema's string features."""
+    return ColumnRoles(
+        features=features or DriftConfig(numerical=HOUSE.numerical, categorical=HOUSE.categorical),
+        target=LABEL_COLUMN,
+        prediction=PREDICTION_COLUMN,
+        target_overrides=target_overrides or {},
+        strings=HOUSE.strings,
+    )
