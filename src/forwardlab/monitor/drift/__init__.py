@@ -8,7 +8,7 @@ made by `calculator.DriftCalculator.fit` and reused by every `calculate`; numeri
 together with one column-wise sort.
 
 Parity contract with Evidently 0.7 (`evidently.legacy.calculations.stattests`), checked by
-tests/monitor/test_drift_parity.py on identical frames: the same test per column, the same score (within
+tests/monitor/drift/test_parity.py on identical frames: the same test per column, the same score (within
 1e-9) and the same drift flag. That means copying its rules, including the odd ones:
 - missing and infinite values are dropped before anything else;
 - the default test depends on the column type, the reference's size (1,000 rows) and the number of
