@@ -109,7 +109,8 @@ def _register_variant() -> Any:
     """The benchmark's model: r2plus1d_18's entry with its recipe cut to FRAMES frames per clip."""
     from dataclasses import replace
 
-    from forwardlab.video.models.registry import get_entry, register
+    from forwardlab.video.models.catalog import get_entry
+    from forwardlab.video.models.registry import register
 
     base = get_entry(BASE_MODEL)
     return register(replace(base, name=VARIANT, recipe=replace(base.recipe, frames_per_clip=FRAMES)))

@@ -5,7 +5,7 @@ Exact invocation (from the repository root, about 10-15 minutes on a 2-core CPU)
     .venv/bin/python scripts/train_tiny.py
 
 It generates the synthetic set (train: 64 clips per class, val: 32 per class, seed 0) under
-`build/tiny-data/`, trains `tiny_2d` and `tiny_r2plus1d` with `forwardlab.video.train.train` (seed 0,
+`build/tiny-data/`, trains `tiny_2d` and `tiny_r2plus1d` with `forwardlab.video.training.run.train` (seed 0,
 settings in `SETTINGS`) into `build/tiny-runs/<model>/`, evaluates each on the val split with
 `forwardlab.video.evaluate.evaluate`, copies the state dicts to
 `src/forwardlab/video/models/weights/<model>_synthetic.pt` and writes the figures they reach to
@@ -54,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     import forwardlab.video.models.tiny as tiny
     from forwardlab.progress import progress_bar
     from forwardlab.video.data.folder import import_folder
-    from forwardlab.video.data.synthetic import CLASSES, generate
+    from forwardlab.video.data.synthetic import generate
+    from forwardlab.video.data.synthetic_classes import CLASSES
     from forwardlab.video.demo import model_figures
     from forwardlab.video.evaluate import evaluate
     from forwardlab.video.models.registry import register
-    from forwardlab.video.train import train
+    from forwardlab.video.training.run import train
 
     started = time.perf_counter()
     for split, per_class in (("train", TRAIN_PER_CLASS), ("val", VAL_PER_CLASS)):

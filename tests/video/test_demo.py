@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from forwardlab.video.data.synthetic import CLASSES
+from forwardlab.video.data.synthetic_classes import CLASSES
 from forwardlab.video.demo import DEMO_PER_CLASS, SHEET_FRAMES, SHEET_SIZE, DemoResult, model_figures, run_demo
 from forwardlab.video.models.tiny import recorded_accuracy
 from forwardlab.video.visualize import contact_sheet

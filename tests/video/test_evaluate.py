@@ -25,7 +25,7 @@ import torch
 from forwardlab.errors import ForwardlabError
 from forwardlab.video.data.manifest import ClipRecord, Manifest
 from forwardlab.video.data.synthetic import generate
-from forwardlab.video.errors import DatasetError
+from forwardlab.video.errors import DatasetError, ModelError
 from forwardlab.video.evaluate import (
     EvalSummary,
     EvaluationError,
@@ -37,7 +37,7 @@ from forwardlab.video.evaluate import (
     topk_accuracy,
 )
 from forwardlab.video.io import probe, read_frames, read_views
-from forwardlab.video.models.registry import ModelError, get_entry
+from forwardlab.video.models.catalog import get_entry
 from forwardlab.video.transforms import to_model_input
 from tests.support.clips import write_video
 

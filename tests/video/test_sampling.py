@@ -11,6 +11,7 @@ import pytest
 
 from forwardlab.video.io import VideoInfo
 from forwardlab.video.sampling import (
+    RandomClipSampler,
     clip_timestamps,
     make_sampler,
     multiview_timestamps,
@@ -104,3 +105,63 @@ def test_non_positive_counts_are_rejected() -> None:
         uniform_timestamps(INFO, 0)
     with pytest.raises(ValueError, match="fps must be positive"):
         clip_timestamps(INFO, 4, 0, 0)
+
+
+# ============================================================================= random clip (training)
+
+SAMPLER = RandomClipSampler(frames_per_clip=16, fps=15)
+LAST_FRAME = Fraction(249, 25)
+
+
+def test_random_clips_fit_the_video_and_step_by_the_period() -> None:
+    starts = set()
+    for seed in range(200):
+        ts = SAMPLER(INFO, np.random.default_rng(seed))
+        assert len(ts) == 16 and all(isinstance(t, Fraction) for t in ts)
+        assert {b - a for a, b in itertools.pairwise(ts)} == {Fraction(1, 15)}
+        assert ts[0] >= 0 and ts[-1] <= LAST_FRAME  # the whole clip lies inside the video
+        starts.add(ts[0])
+    assert len(starts) > 150  # spread over the room, not a handful of positions
+    assert min(starts) < 1 and max(starts) > LAST_FRAME - 1 - 1  # from near the start to near the last fit
+
+
+def test_random_clips_are_a_function_of_the_seed() -> None:
+    first = [SAMPLER(INFO, np.random.default_rng([7, e, i])) for e in range(3) for i in range(4)]
+    again = [SAMPLER(INFO, np.random.default_rng([7, e, i])) for e in range(3) for i in range(4)]
+    assert first == again
+    assert len({ts[0] for ts in first}) == len(first)
+
+
+def test_without_a_generator_the_clip_is_the_centred_view() -> None:
+    assert SAMPLER(INFO, None) == multiview_timestamps(INFO, 1, 16, 15)[0]
+    assert SAMPLER.indices(101, 2, None)[0] == (101 - 1 - 2 * 15) // 2
+
+
+def test_a_video_shorter_than_a_clip_always_starts_at_its_first_frame() -> None:
+    short = replace(INFO, duration_s=0.5, n_frames=12)
+    for seed in range(20):
+        assert SAMPLER(short, np.random.default_rng(seed))[0] == 0
+    assert SAMPLER.indices(10, 2, np.random.default_rng(0)) == [0, 2, 4, 6, 8] + [9] * 11  # repeat-last padding
+
+
+def test_resampled_times_cover_the_video_at_the_finer_rate() -> None:
+    ts = SAMPLER.resampled(INFO, 2)
+    assert ts[0] == 0 and {b - a for a, b in itertools.pairwise(ts)} == {Fraction(1, 30)}
+    assert ts[-1] <= LAST_FRAME < ts[-1] + Fraction(1, 30)
+    assert SAMPLER.resampled(replace(INFO, duration_s=0.01), 2) == [0]  # at least one frame
+
+
+def test_clips_cut_by_index_from_the_resampled_video_are_clips_at_the_rate() -> None:
+    resampled = SAMPLER.resampled(INFO, 2)
+    for seed in range(50):
+        picked = SAMPLER.indices(len(resampled), 2, np.random.default_rng(seed))
+        assert picked[0] >= 0 and picked[-1] <= len(resampled) - 1
+        times = [resampled[i] for i in picked]
+        assert {b - a for a, b in itertools.pairwise(times)} == {Fraction(1, 15)}
+
+
+def test_random_clip_sampler_rejects_non_positive_settings() -> None:
+    with pytest.raises(ValueError, match="fps must be positive"):
+        RandomClipSampler(frames_per_clip=8, fps=0)
+    with pytest.raises(ValueError, match="factor must be positive"):
+        SAMPLER.indices(10, 0, None)

@@ -21,28 +21,20 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-import forwardlab.video.models.tiny  # noqa: F401  (registers the tiny models)
 from forwardlab.video.data.folder import import_folder
 from forwardlab.video.data.manifest import Manifest
 from forwardlab.video.data.synthetic import generate
-from forwardlab.video.errors import DatasetError
+from forwardlab.video.errors import DatasetError, ModelError, TrainError
 from forwardlab.video.evaluate import evaluate
-from forwardlab.video.models.registry import ModelError, find_weights, get_entry
+from forwardlab.video.models.catalog import get_entry, load_trained, register_trained
+from forwardlab.video.models.registry import find_weights
+from forwardlab.video.models.trained import CARD_NAME, MODEL_NAME
 from forwardlab.video.predict import predict
-from forwardlab.video.train import (
-    CARD_NAME,
-    CHECKPOINT_NAME,
-    MODEL_NAME,
-    TrainError,
-    flip_allowed,
-    load_trained,
-    lr_factor,
-    prepare_model,
-    register_trained,
-    replace_head,
-    train,
-)
 from forwardlab.video.train_cli import train as train_command
+from forwardlab.video.training.loop import lr_factor
+from forwardlab.video.training.model import prepare_model, replace_head
+from forwardlab.video.training.run import CHECKPOINT_NAME, train
+from forwardlab.video.transforms import flip_allowed
 
 CLASSES = ["bouncing_ball", "comet_trail", "flickering_checkerboard"]
 FAST = {"epochs": 3, "batch": 4, "lr": 5e-3, "workers": 1, "seed": 3}
@@ -104,8 +96,7 @@ def test_without_the_frame_cache_each_video_is_probed_once(
 
 _KILLED_RUN = """
 import json, sys, time
-import forwardlab.video.models.tiny
-from forwardlab.video.train import train
+from forwardlab.video.training.run import train
 args = json.loads(sys.argv[1])
 def progress(done, total):
     if done == args["pause_at"]:

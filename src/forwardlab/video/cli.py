@@ -127,7 +127,8 @@ def synth(
 
     Example: forwardlab video synth --root data/synthetic --per-class 8 --split val --seed 0
     """
-    from forwardlab.video.data.synthetic import CLASSES, generate
+    from forwardlab.video.data.synthetic import generate
+    from forwardlab.video.data.synthetic_classes import CLASSES
 
     total = per_class * len(CLASSES)
     with progress_bar("generating clips", total) as advance:
@@ -174,10 +175,11 @@ def models(
 
     Example: forwardlab video models
     """
-    from forwardlab.video.models.registry import REGISTRY, find_weights
+    from forwardlab.video.models.catalog import entries
+    from forwardlab.video.models.registry import find_weights
 
     rows = []
-    for name, entry in sorted(REGISTRY.items()):
+    for name, entry in sorted(entries().items()):
         found = find_weights(entry)
         r = entry.recipe
         rows.append(

@@ -60,7 +60,8 @@ def run_demo(
     workers: int = 2,
 ) -> DemoResult:
     """Generate, probe, draw, evaluate the shipped models, report. `models=None` stops after drawing."""
-    from forwardlab.video.data.synthetic import CLASSES, generate
+    from forwardlab.video.data.synthetic import generate
+    from forwardlab.video.data.synthetic_classes import CLASSES
     from forwardlab.video.io import probe, read_frames
     from forwardlab.video.sampling import uniform_timestamps
     from forwardlab.video.visualize import contact_sheet, save_image
@@ -117,7 +118,7 @@ def _reset_if_other_settings(out: Path, settings: dict[str, Any]) -> None:
 
 def model_figures(rows: Sequence[dict[str, Any]], classes: Sequence[str]) -> dict[str, Any]:
     """The report's figures from evaluation rows (path, label, prediction, top5_labels, status)."""
-    from forwardlab.video.data.synthetic import TIME_REVERSED_PAIRS
+    from forwardlab.video.data.synthetic_classes import TIME_REVERSED_PAIRS
 
     twin = {a: b for pair in TIME_REVERSED_PAIRS for a, b in (pair, pair[::-1])}
     scored = [r for r in rows if r["status"] == "ok" and r["label"] in classes]
@@ -176,7 +177,7 @@ def _evaluate_models(
     import pandas as pd
 
     from forwardlab.video.evaluate import evaluate
-    from forwardlab.video.models.registry import get_entry
+    from forwardlab.video.models.catalog import get_entry
 
     figures: dict[str, dict[str, Any]] = {}
     predictions: dict[str, dict[str, str]] = {}
@@ -214,9 +215,9 @@ def _report(
     seed: int,
     n_clips: int,
 ) -> tuple[Path, Path]:
-    from forwardlab.video.data.synthetic import CLASSES, TIME_REVERSED_PAIRS
+    from forwardlab.video.data.synthetic_classes import CLASSES, TIME_REVERSED_PAIRS
     from forwardlab.video.io import probe, read_frames
-    from forwardlab.video.models.registry import get_entry
+    from forwardlab.video.models.catalog import get_entry
     from forwardlab.video.report_demo import GalleryItem, render_report
 
     recipe = get_entry(models[0]).recipe

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from forwardlab.errors import DownloadError, ForwardlabError
 
-__all__ = ["DatasetError", "DownloadError", "VideoDecodeError", "VideoError"]
+__all__ = ["DatasetError", "DownloadError", "ModelError", "TrainError", "VideoDecodeError", "VideoError"]
 
 
 class VideoError(ForwardlabError):
@@ -22,3 +22,11 @@ class VideoDecodeError(VideoError):
 
 class DatasetError(VideoError):
     """Annotations, layouts or manifests that are missing, malformed or inconsistent."""
+
+
+class ModelError(VideoError):
+    """Unknown model names, weights that cannot be found or loaded, recipes that cannot be met."""
+
+
+class TrainError(VideoError):
+    """A training run that cannot start: bad data, a bad setting, an output folder already used."""

@@ -444,7 +444,8 @@ class _RayScorer:
     """
 
     def __init__(self, entry: ModelEntry, pretrained: bool, weights: str | None, batch: int) -> None:
-        from forwardlab.video.models.registry import load_model, register
+        from forwardlab.video.models.catalog import load_model
+        from forwardlab.video.models.registry import register
 
         register(entry)
         device = _device()
@@ -610,7 +611,7 @@ def evaluate(
     skips the videos already done and ends with the same outputs an uninterrupted run writes.
     Missing, corrupt and undecodable videos are counted and listed with their reasons, never fatal.
     """
-    from forwardlab.video.models.registry import get_entry
+    from forwardlab.video.models.catalog import get_entry
 
     entry = get_entry(model)  # fails first, listing the known names
     recipe = entry.recipe
@@ -673,7 +674,7 @@ def evaluate(
                     address=address,
                 )
             else:
-                from forwardlab.video.models.registry import load_model
+                from forwardlab.video.models.catalog import load_model
 
                 loaded = load_model(model, pretrained=pretrained, weights=weights)
                 setup_s = time.perf_counter() - started

@@ -128,10 +128,10 @@ class DatasetStats:
 
 def common_recipes() -> list[RecipeSpan]:
     """The distinct clip lengths of the registry's models (importing the registry loads torch, once)."""
-    from forwardlab.video.models.registry import REGISTRY
+    from forwardlab.video.models.catalog import entries
 
     by_clip: dict[tuple[int, float], list[str]] = defaultdict(list)
-    for name, entry in sorted(REGISTRY.items()):
+    for name, entry in sorted(entries().items()):
         by_clip[(entry.recipe.frames_per_clip, entry.recipe.fps)].append(name)
     spans = [RecipeSpan(t, fps, tuple(models)) for (t, fps), models in by_clip.items()]
     return sorted(spans, key=lambda r: (r.span_s, r.frames_per_clip))

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from forwardlab.video.evaluate import Views, decode_views
-from forwardlab.video.models.registry import LoadedModel, Recipe, load_model
+from forwardlab.video.models.catalog import load_model
+from forwardlab.video.models.registry import LoadedModel, Recipe
 from forwardlab.video.transforms import to_model_input
 
 

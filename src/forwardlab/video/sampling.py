@@ -12,6 +12,8 @@ Conventions:
   at its last frame; one clip is centred.
 - Too short: a video shorter than a clip gets every clip starting at its first frame, and the times past
   its end show the last frame again (repeat-last padding; `Frames.padded` counts them). Never an error.
+- random clip (training): one clip starting anywhere in the video, drawn from the caller's generator
+  (`RandomClipSampler`), cut by time from the video or by index from a resampling of it (a frame cache).
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from forwardlab.video.io import VideoInfo
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Timestamps = list[Fraction]
 
@@ -68,6 +74,54 @@ def multiview_timestamps(info: VideoInfo, n_clips: int, frames_per_clip: int, fp
     room = max(Fraction(0), last - first - span)
     starts = [first + room / 2] if n_clips == 1 else [first + room * i / (n_clips - 1) for i in range(n_clips)]
     return [clip_timestamps(info, frames_per_clip, fps, s) for s in starts]
+
+
+@dataclass(frozen=True)
+class RandomClipSampler:
+    """Training's temporal augmentation: one clip of `frames_per_clip` frames at `fps`, starting anywhere.
+
+    As PyTorchVideo's `RandomClipSampler`, but the randomness is the caller's generator, so a clip depends
+    only on its seed (not on which worker cuts it). `rng=None` gives the centred clip instead (validation:
+    the evaluation's one-clip view). A video shorter than a clip starts at its first frame and repeats its
+    last one. Two ways to cut the same clip:
+
+    * `__call__(info, rng)`: the clip's timestamps, to decode from the video;
+    * `resampled(info, factor)` is every time at `factor` x `fps` over the whole video (what a frame cache
+      holds), and `indices(n, factor, rng)` picks a clip's frames from those `n` by index.
+    """
+
+    frames_per_clip: int
+    fps: float
+
+    def __post_init__(self) -> None:
+        _check_positive(frames_per_clip=self.frames_per_clip, fps=self.fps)
+
+    def __call__(self, info: VideoInfo, rng: np.random.Generator | None) -> Timestamps:
+        """The clip's times: its start drawn uniformly (to 1/10000 of the room) between the first frame and
+        the last start that still fits the whole clip."""
+        if rng is None:
+            return multiview_timestamps(info, 1, self.frames_per_clip, self.fps)[0]
+        first, last = _first_last(info)
+        room = max(Fraction(0), last - first - Fraction(self.frames_per_clip - 1) / _frac(self.fps))
+        start = first + room * Fraction(float(rng.random())).limit_denominator(10_000)
+        return clip_timestamps(info, self.frames_per_clip, self.fps, start)
+
+    def resampled(self, info: VideoInfo, factor: int) -> Timestamps:
+        """Every time at `factor` x `fps` from the first frame to the last (at least one)."""
+        _check_positive(factor=factor)
+        first, last = _first_last(info)
+        step = 1 / (_frac(self.fps) * factor)
+        n = int((last - first) / step) + 1
+        return [first + Fraction(k) * step for k in range(max(1, n))]
+
+    def indices(self, n_frames: int, factor: int, rng: np.random.Generator | None) -> list[int]:
+        """Which of `n_frames` resampled frames (see `resampled`) make the clip: every `factor`-th from a start
+        drawn uniformly among those that fit the whole clip (the middle one when `rng` is None)."""
+        _check_positive(n_frames=n_frames, factor=factor)
+        span = factor * (self.frames_per_clip - 1)
+        room = max(0, n_frames - 1 - span)
+        start = int(rng.integers(0, room + 1)) if rng is not None else room // 2
+        return [min(start + factor * j, n_frames - 1) for j in range(self.frames_per_clip)]
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,8 @@ def train(
       forwardlab video train --data ~/data/UCF-101 --model r2plus1d_18 --from-pretrained --epochs 5 --out runs/ucf
     """
     from forwardlab.progress import progress_bar
-    from forwardlab.video.models.registry import get_entry
-    from forwardlab.video.train import train as run_train
+    from forwardlab.video.models.catalog import get_entry
+    from forwardlab.video.training.run import train as run_train
 
     get_entry(model)  # an unknown name fails before any progress bar is drawn
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from forwardlab.video.convlab.arrow_of_time import arrow_of_time, reversal_predictions, reverse_time, summarize
-from forwardlab.video.data.synthetic import TIME_REVERSED_PAIRS
+from forwardlab.video.data.synthetic_classes import TIME_REVERSED_PAIRS
 from forwardlab.video.models import tiny
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from forwardlab.errors import ForwardlabError
 from forwardlab.video.convlab.compare import TINY_MODELS, CompareResult, compare, recorded
-from forwardlab.video.data.synthetic import CLASSES
+from forwardlab.video.data.synthetic_classes import CLASSES
 from forwardlab.video.models import tiny
-from forwardlab.video.models.registry import get_entry
+from forwardlab.video.models.catalog import get_entry
 
 
 @pytest.mark.slow

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from forwardlab.video.convlab.cost import conv_variants, model_cost, reference_shape
-from forwardlab.video.models.registry import TORCHVISION_MODELS, get_entry
+from forwardlab.video.models.catalog import get_entry
+from forwardlab.video.models.torchvision_zoo import TORCHVISION_MODELS
 
 
 @pytest.mark.parametrize("name", list(TORCHVISION_MODELS))

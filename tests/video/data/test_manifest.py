@@ -9,7 +9,8 @@ import pytest
 
 from forwardlab.video.data.folder import import_csv, import_folder
 from forwardlab.video.data.manifest import Manifest, annotation_records
-from forwardlab.video.data.synthetic import CLASSES, generate
+from forwardlab.video.data.synthetic import generate
+from forwardlab.video.data.synthetic_classes import CLASSES
 from forwardlab.video.errors import DatasetError
 from tests.support.clips import write_video
 

@@ -16,15 +16,14 @@ import numpy as np
 import pytest
 
 from forwardlab.video.data.synthetic import (
-    CLASSES,
     FPS_CHOICES,
-    TIME_REVERSED_PAIRS,
     ClipPlan,
     SyntheticClip,
     generate,
     plan_clip,
     render_frames,
 )
+from forwardlab.video.data.synthetic_classes import CLASSES, TIME_REVERSED_PAIRS
 
 av = pytest.importorskip("av")
 

@@ -11,10 +11,12 @@ import torch
 from torch import nn
 
 from forwardlab.video.data.folder import import_folder
-from forwardlab.video.data.synthetic import CLASSES, generate
+from forwardlab.video.data.synthetic import generate
+from forwardlab.video.data.synthetic_classes import CLASSES
 from forwardlab.video.evaluate import evaluate
 from forwardlab.video.models import tiny
-from forwardlab.video.models.registry import REGISTRY, find_weights, get_entry, load_model
+from forwardlab.video.models.catalog import get_entry, load_model
+from forwardlab.video.models.registry import REGISTRY, find_weights
 
 T, H, W = tiny.TINY_RECIPE.frames_per_clip, *tiny.TINY_RECIPE.crop_size  # type: ignore[misc]
 

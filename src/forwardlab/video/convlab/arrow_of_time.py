@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from forwardlab.errors import ForwardlabError
-from forwardlab.video.data.synthetic import TIME_REVERSED_PAIRS
+from forwardlab.video.data.synthetic_classes import TIME_REVERSED_PAIRS
 from forwardlab.video.errors import VideoDecodeError
-from forwardlab.video.models.registry import get_entry, load_model
+from forwardlab.video.models.catalog import get_entry, load_model
 
 Progress = Callable[[int, int], None]
 

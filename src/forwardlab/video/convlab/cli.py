@@ -57,7 +57,7 @@ def cost(
       forwardlab video convlab cost --model r2plus1d_18 --frames 32 --json
     """
     from forwardlab.video.convlab.cost import conv_variants, model_cost, reference_shape
-    from forwardlab.video.models.registry import REGISTRY
+    from forwardlab.video.models.catalog import entries
 
     try:
         c_in, c_out = (int(v) for v in channels.split(","))
@@ -67,7 +67,7 @@ def cost(
     if model is not None:
         costs = [model_cost(model, frames=frames, size=size)]
     else:
-        costs = [model_cost(n, frames=frames or reference_shape(n).frames, size=size) for n in REGISTRY]
+        costs = [model_cost(n, frames=frames or reference_shape(n).frames, size=size) for n in entries()]
     if as_json:
         _echo_json({"models": [c.to_dict() for c in costs], "conv_variants": [v.__dict__ for v in variants]})
         return
@@ -100,9 +100,9 @@ def receptive_field(
       forwardlab video convlab receptive-field --json
     """
     from forwardlab.video.convlab.receptive_field import model_fields
-    from forwardlab.video.models.registry import REGISTRY
+    from forwardlab.video.models.catalog import entries
 
-    fields = [model_fields(n, frames=frames, size=size) for n in ([model] if model else list(REGISTRY))]
+    fields = [model_fields(n, frames=frames, size=size) for n in ([model] if model else list(entries()))]
     if as_json:
         _echo_json([f.to_dict() for f in fields])
         return

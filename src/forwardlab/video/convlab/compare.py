@@ -108,10 +108,12 @@ def compare(
     import pandas as pd
 
     from forwardlab.video.data.folder import import_folder
-    from forwardlab.video.data.synthetic import CLASSES, generate
+    from forwardlab.video.data.synthetic import generate
+    from forwardlab.video.data.synthetic_classes import CLASSES
     from forwardlab.video.demo import model_figures
     from forwardlab.video.evaluate import evaluate
-    from forwardlab.video.train import CARD_NAME, train
+    from forwardlab.video.models.trained import CARD_NAME
+    from forwardlab.video.training.run import train
 
     if epochs < 1 or per_class < 1 or val_per_class < 1:
         raise ForwardlabError(

@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from forwardlab.errors import ForwardlabError
 from forwardlab.video.convlab.models import ClipShape, clip_must_fit, random_model, recipe_shape
-from forwardlab.video.models.registry import get_entry
+from forwardlab.video.models.catalog import get_entry
 from forwardlab.video.models.tiny import FrameConv, TimeConv, r2plus1d_mid_channels
 
 TORCHVISION_OPS_FRAMES = 16

@@ -24,7 +24,7 @@ from torch import nn
 from forwardlab.errors import ForwardlabError
 from forwardlab.video.convlab.models import clip_must_fit, recipe_shape, trained_or_random
 from forwardlab.video.convlab.receptive_field import StageField, trace_fields
-from forwardlab.video.models.registry import get_entry
+from forwardlab.video.models.catalog import get_entry
 
 Axis = Literal["time", "space"]
 AXES: tuple[Axis, ...] = ("time", "space")

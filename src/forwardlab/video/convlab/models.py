@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from forwardlab.errors import ForwardlabError
-from forwardlab.video.models.registry import ModelEntry, find_weights, get_entry, load_model
+from forwardlab.video.models.catalog import get_entry, load_model
+from forwardlab.video.models.registry import ModelEntry, find_weights
 from forwardlab.video.transforms import _hw
 
 

@@ -22,7 +22,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from forwardlab.video.convlab.models import ClipShape, clip_must_fit, random_model, recipe_shape
-from forwardlab.video.models.registry import get_entry
+from forwardlab.video.models.catalog import get_entry
 
 Triple = tuple[int, int, int]
 _CONV_POOL = (nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d)

@@ -21,7 +21,7 @@ from forwardlab.video.convlab.cost import ConvVariant, ModelCost, conv_variants,
 from forwardlab.video.convlab.equivariance import AXES, EquivarianceResult, model_equivariance
 from forwardlab.video.convlab.filters import FilterImages, render_filters
 from forwardlab.video.convlab.receptive_field import ModelField, deepest_traced, model_fields
-from forwardlab.video.models.registry import REGISTRY
+from forwardlab.video.models.catalog import entries
 from forwardlab.video.reports.html import Cell, Html, cell, data_uri, esc, img, page, pct, table
 
 REPORT_NAME = "convlab.html"
@@ -33,7 +33,7 @@ _EXTRA_CSS = ".figure { margin: .5em 0; } .gif { image-rendering: pixelated; } t
 class ReportInputs:
     """What the page measures; the defaults keep a full report to a minute or two on a laptop CPU."""
 
-    zoo: Sequence[str] = tuple(REGISTRY)
+    zoo: Sequence[str] = tuple(entries())
     equivariance_models: Sequence[str] = ("tiny_2d", "tiny_r2plus1d")
     arrow_models: Sequence[str] = ("tiny_2d", "tiny_r2plus1d")
     arrow_per_class: int = 4

