@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from forwardlab.video.inference import model_input
 from forwardlab.video.io import read_frames
 from forwardlab.video.models.registry import REGISTRY, TORCHVISION_MODELS, ModelError, get_entry, load_model
-from forwardlab.video.predict import model_input, predict
+from forwardlab.video.predict import predict
 from tests.cli_runner import run
 from tests.video.clips import write_video
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from forwardlab.errors import DownloadError, ForwardlabError
 
-__all__ = ["DatasetError", "DownloadError", "VideoDecodeError", "VideoError"]
+__all__ = ["DatasetError", "DownloadError", "EvaluationError", "VideoDecodeError", "VideoError"]
 
 
 class VideoError(ForwardlabError):
@@ -22,3 +22,8 @@ class VideoDecodeError(VideoError):
 
 class DatasetError(VideoError):
     """Annotations, layouts or manifests that are missing, malformed or inconsistent."""
+
+
+class EvaluationError(VideoError):
+    """A model run that cannot start: conflicting settings in its output folder, bad sizes, a missing
+    optional backend (Ray)."""
