@@ -134,7 +134,7 @@ def worker_bound(args: argparse.Namespace) -> dict[str, Any]:
     """Decode s per clip and model s per clip, each measured alone with the whole machine."""
     import torch
 
-    from forwardlab.video.evaluate import decode_views
+    from forwardlab.video.inference import decode_views
     from forwardlab.video.transforms import to_model_input
 
     entry = _register_variant()

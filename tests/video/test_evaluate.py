@@ -25,17 +25,19 @@ import torch
 from forwardlab.errors import ForwardlabError
 from forwardlab.video.data.manifest import ClipRecord, Manifest
 from forwardlab.video.data.synthetic import generate
-from forwardlab.video.errors import DatasetError, ModelError
+from forwardlab.video.errors import DatasetError, EvaluationError, ModelError
 from forwardlab.video.evaluate import (
     EvalSummary,
-    EvaluationError,
+    ResultRow,
+    _RowLog,
+    _write_parquet,
     confusion_matrix,
-    decode_views,
     evaluate,
     mean_class_accuracy,
     per_class_accuracy,
     topk_accuracy,
 )
+from forwardlab.video.inference import Item, Outcome, Ranking, decode_views
 from forwardlab.video.io import probe, read_frames, read_views
 from forwardlab.video.models.catalog import get_entry
 from forwardlab.video.transforms import to_model_input
@@ -167,6 +169,66 @@ def test_one_decode_gives_exactly_what_the_recipe_preset_gives(dataset: Manifest
     reference = torch.cat([preset(read_frames(path, ts, size=recipe.decode_size).data) for ts in timestamps])
     assert ours.dtype == torch.float32 and ours.shape == reference.shape == (6, 3, 16, 112, 112)
     assert torch.equal(ours, reference)
+
+
+# ============================================================================= the result row
+
+
+def test_result_rows_round_trip_through_the_log_and_parquet(tmp_path: Path) -> None:
+    """An ok, a failed and a skipped row: read back from results.partial.jsonl and results.parquet as
+    they were written, under the column types the report pages read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    item = Item(key="val/a.mp4", path="/data/val/a.mp4", label=CLASSES[1])
+    ranking = Ranking(indices=[1, 0, 2, 3, 4], scores=[0.5, 0.2, 0.1, 0.1, 0.05], view_indices=[[1, 0, 2, 3, 4]] * 2)
+    ok = ResultRow.of(Outcome(item, ranking, None, n_views=2, padded=3, decode_s=0.25, model_s=0.5), CLASSES, 1)
+    assert (ok.status, ok.prediction, ok.correct_top1, ok.correct_top5) == ("ok", CLASSES[1], True, True)
+    assert ok.top5_labels == list(CLASSES[1::-1]) + list(CLASSES[2:5]) and ok.view_top5 == ranking.view_indices
+    other = Item(key="val/c.mp4", path="/data/val/c.mp4", label=CLASSES[7])
+    missed = ResultRow.of(Outcome(other, ranking, None, n_views=2, padded=0, decode_s=0.1, model_s=0.1), CLASSES, 7)
+    assert (missed.correct_top1, missed.correct_top5) == (False, False)
+    gone = Item(key="val/d.mp4", path="/data/val/d.mp4", label=None)
+    failed = ResultRow.of(Outcome(gone, None, "file does not exist", 0, 0, decode_s=0.01, model_s=0.0), CLASSES, None)
+    assert (failed.status, failed.error, failed.prediction) == ("failed", "file does not exist", None)
+    assert failed.top5_labels == [] and failed.decode_s == 0.01
+    record = ClipRecord(path="val/b.mp4", label="x", split="val", source="t", status="missing")
+    skipped = ResultRow.skipped(record, None)
+    assert (skipped.status, skipped.error, skipped.n_views) == ("missing", "status missing", 0)
+    rows = [ok, missed, failed, skipped]
+
+    log = _RowLog(tmp_path / "log.jsonl")
+    for row in rows:
+        log.append(row)
+    log.close()
+    reopened = _RowLog(tmp_path / "log.jsonl")
+    reopened.close()
+    assert list(reopened.rows.values()) == rows
+
+    _write_parquet(tmp_path / "results.parquet", rows)
+    table = pq.read_table(tmp_path / "results.parquet")
+    assert table.schema.equals(
+        pa.schema(
+            [
+                ("path", pa.string()),
+                ("label", pa.string()),
+                ("label_index", pa.int32()),
+                ("status", pa.string()),
+                ("error", pa.string()),
+                ("prediction", pa.string()),
+                ("top5_labels", pa.list_(pa.string())),
+                ("top5_scores", pa.list_(pa.float64())),
+                ("correct_top1", pa.bool_()),
+                ("correct_top5", pa.bool_()),
+                ("n_views", pa.int32()),
+                ("padded", pa.int32()),
+                ("decode_s", pa.float64()),
+                ("model_s", pa.float64()),
+                ("view_top5", pa.list_(pa.list_(pa.int32()))),
+            ]
+        )
+    )
+    assert [ResultRow.from_dict(r) for r in table.to_pylist()] == rows
 
 
 # ============================================================================= a full run

@@ -4,7 +4,15 @@ from pathlib import Path
 
 from forwardlab.errors import DownloadError, ForwardlabError
 
-__all__ = ["DatasetError", "DownloadError", "ModelError", "TrainError", "VideoDecodeError", "VideoError"]
+__all__ = [
+    "DatasetError",
+    "DownloadError",
+    "EvaluationError",
+    "ModelError",
+    "TrainError",
+    "VideoDecodeError",
+    "VideoError",
+]
 
 
 class VideoError(ForwardlabError):
@@ -30,3 +38,8 @@ class ModelError(VideoError):
 
 class TrainError(VideoError):
     """A training run that cannot start: bad data, a bad setting, an output folder already used."""
+
+
+class EvaluationError(VideoError):
+    """A model run that cannot start: conflicting settings in its output folder, bad sizes, a missing
+    optional backend (Ray)."""

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from forwardlab.video.evaluate import Views, decode_views
+from forwardlab.video.errors import VideoDecodeError
+from forwardlab.video.inference import Item, Outcome, Ranking, TopClasses, Views, run_local
 from forwardlab.video.models.catalog import load_model
-from forwardlab.video.models.registry import LoadedModel, Recipe
-from forwardlab.video.transforms import to_model_input
-
-
-def model_input(path: str | Path, recipe: Recipe, views: Views | None = None) -> tuple[torch.Tensor, int]:
-    """A video as the model's input batch: float (K*C, 3, T, h, w), plus how many frames were padding.
-
-    K temporal clips x C spatial crops come from one decode; frames stay uint8 until the final
-    normalization. A video shorter than a clip repeats its last frame (see `sampling`).
-    """
-    frames, padded = decode_views(path, recipe, views or (recipe.temporal_views, recipe.spatial_views))
-    return to_model_input(frames, recipe.mean, recipe.std), padded
+from forwardlab.video.models.registry import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -51,24 +38,29 @@ def predict(
     pretrained: bool = True,
     weights: str | Path | None = None,
 ) -> list[Prediction]:
-    """Top-`top` classes per video. `model` is a registry name or an already loaded model (notebooks)."""
+    """Top-`top` classes per video, in the order of `paths`. `model` is a registry name or an already
+    loaded model (notebooks). A video that cannot be decoded raises its `VideoDecodeError`."""
     loaded = model if isinstance(model, LoadedModel) else load_model(model, pretrained=pretrained, weights=weights)
-    classes = loaded.entry.classes
-    k = min(top, len(classes))
-    results = []
-    for path in paths:
-        start = time.perf_counter()
-        batch, padded = model_input(path, loaded.entry.recipe, views)
-        with torch.inference_mode():
-            probabilities = loaded.model(batch).softmax(dim=-1).mean(dim=0)
-        values, indices = probabilities.topk(k)
-        results.append(
-            Prediction(
-                path=str(path),
-                top=[(classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)],
-                views=int(batch.shape[0]),
-                padded_frames=padded,
-                seconds=time.perf_counter() - start,
-            )
-        )
-    return results
+    recipe = loaded.entry.recipe
+    k, c = views or (recipe.temporal_views, recipe.spatial_views)
+    items = [Item(key=str(i), path=str(path)) for i, path in enumerate(paths)]
+    # one video's views per forward pass, decoded in this process: no worker processes for a few files
+    outcomes = run_local(items, loaded.model, recipe=recipe, task=TopClasses(top), views=(k, c), batch=k * c, workers=0)
+    done: dict[str, Outcome[Ranking]] = {}
+    for outcome in outcomes:
+        if outcome.error is not None:
+            raise VideoDecodeError(outcome.item.path, outcome.error)
+        done[outcome.item.key] = outcome
+    return [_prediction(done[item.key], loaded.entry.classes) for item in items]
+
+
+def _prediction(outcome: Outcome[Ranking], classes: Sequence[str]) -> Prediction:
+    ranking = outcome.value
+    assert ranking is not None
+    return Prediction(
+        path=outcome.item.path,
+        top=[(classes[i], p) for i, p in zip(ranking.indices, ranking.scores, strict=True)],
+        views=outcome.n_views,
+        padded_frames=outcome.padded,
+        seconds=outcome.decode_s + outcome.model_s,
+    )

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from forwardlab.video.errors import ModelError
+from forwardlab.video.inference import model_input
 from forwardlab.video.io import read_frames
 from forwardlab.video.models.catalog import get_entry, load_model
 from forwardlab.video.models.registry import REGISTRY
 from forwardlab.video.models.torchvision_zoo import TORCHVISION_MODELS
-from forwardlab.video.predict import model_input, predict
+from forwardlab.video.predict import predict
 from tests.support.cli_runner import run
 from tests.support.clips import write_video
 

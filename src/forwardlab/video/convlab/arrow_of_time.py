@@ -157,7 +157,7 @@ def arrow_of_time(
 ) -> ArrowOfTimeResult:
     """Registry model `name` (its trained weights; `weights` overrides) on `data`, or on `per_class` fresh
     synthetic clips per class written under `out/synthetic`. Clips that cannot be decoded are listed, not fatal."""
-    from forwardlab.video.predict import model_input
+    from forwardlab.video.inference import model_input
 
     loaded = load_model(name, pretrained=weights is None, weights=weights, offline=True)
     entry = get_entry(name)
