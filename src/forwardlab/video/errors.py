@@ -5,10 +5,12 @@ from pathlib import Path
 from forwardlab.errors import DownloadError, ForwardlabError
 
 __all__ = [
+    "CheckpointError",
     "DatasetError",
     "DownloadError",
     "EvaluationError",
     "ModelError",
+    "ReportError",
     "TrainError",
     "VideoDecodeError",
     "VideoError",
@@ -36,6 +38,15 @@ class ModelError(VideoError):
     """Unknown model names, weights that cannot be found or loaded, recipes that cannot be met."""
 
 
+class CheckpointError(VideoError):
+    """A weights file that cannot be read safely or does not fit the model; `path` and `reason` say which."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
 class TrainError(VideoError):
     """A training run that cannot start: bad data, a bad setting, an output folder already used."""
 
@@ -43,3 +54,7 @@ class TrainError(VideoError):
 class EvaluationError(VideoError):
     """A model run that cannot start: conflicting settings in its output folder, bad sizes, a missing
     optional backend (Ray)."""
+
+
+class ReportError(VideoError):
+    """A folder that is not a complete evaluation output."""

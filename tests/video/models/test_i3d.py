@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from forwardlab.download import cache_dir
+from forwardlab.video.errors import CheckpointError
 from forwardlab.video.models.i3d import (
     DEEPMIND_TO_TORCH,
     MIN_FRAMES,
     MIN_SIZE,
     BatchNorm3dNoScale,
-    CheckpointError,
     Conv3dSame,
     MaxPool3dSame,
     i3d,

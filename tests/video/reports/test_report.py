@@ -15,12 +15,13 @@ from PIL import Image
 
 from forwardlab.video.data.manifest import ClipRecord, Manifest
 from forwardlab.video.data.synthetic import generate
+from forwardlab.video.errors import ReportError
 from forwardlab.video.evaluate import evaluate
 from forwardlab.video.models.tiny import TINY_RECIPE
 from forwardlab.video.reports import plots
 from forwardlab.video.reports.gallery_page import build_gallery_page
 from forwardlab.video.reports.report_page import build_report
-from forwardlab.video.reports.results import ReportError, load_run
+from forwardlab.video.reports.results import load_run
 from forwardlab.video.visualize import model_input_preview
 from tests.support.browser import ARTIFACTS, open_page
 from tests.support.cli_runner import run as run_cli

@@ -68,7 +68,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.video import R3D_18_Weights
 
-from forwardlab.video.errors import VideoError
+from forwardlab.video.errors import CheckpointError
 from forwardlab.video.models.registry import ModelEntry, Recipe, Weights, register
 
 # Output channels of each Inception block's branches, in DeepMind's order: Branch_0 1x1, Branch_1 1x1 then
@@ -105,15 +105,6 @@ MIN_FRAMES = (_HEAD_WINDOW[0] - 1) * _TIME_REDUCTION + 1
 MIN_SIZE = (_HEAD_WINDOW[1] - 1) * _SPACE_REDUCTION + 1
 
 Triple = tuple[int, int, int]
-
-
-class CheckpointError(VideoError):
-    """A weights file that cannot be read safely or does not fit the model; `path` and `reason` say which."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,14 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from forwardlab.video.errors import VideoError
+from forwardlab.video.errors import ReportError
 
 SUMMARY_NAME = "summary.json"
 RESULTS_NAME = "results.parquet"
-
-
-class ReportError(VideoError):
-    """A folder that is not a complete evaluation output."""
 
 
 @dataclass(frozen=True)
