@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The ffmpeg CLI is the independent reference the parity tests compare our decoder with; Debian's chromium is
-# the headless browser the report and dashboard tests drive through Playwright (its own download needs internet).
+# the headless browser the report and dashboard tests drive through Playwright (its own download needs internet);
+# postgresql's binaries let the store tests start a throwaway server (tests/support/postgres.py).
 system-deps:
 	@missing=""; for p in ffmpeg chromium; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; fi

@@ -1,6 +1,6 @@
 """Fixtures of the monitoring tests: the real King County data, one trained model per session, and
-metrics stores on SQLite (always) and PostgreSQL (when FORWARDLAB_TEST_POSTGRES_URL names a server;
-`.ci/run` starts a throwaway one)."""
+metrics stores on SQLite and PostgreSQL (FORWARDLAB_TEST_POSTGRES_URL's server, else a throwaway cluster
+started from the installed binaries)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from forwardlab.monitor import results
 from forwardlab.monitor.data import PreparedData, load_raw, prepare, write_prepared
 from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.market import Change, generate_market
 from forwardlab.monitor.model import PriceModel, save_model, train
 from forwardlab.monitor.server import RunningServer, start_server
 from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store, metadata
+from tests.support.postgres import bin_dir, throwaway_postgres
 
 API_KEY = "test-key-0123456789"
 POSTGRES_ENV = "FORWARDLAB_TEST_POSTGRES_URL"
 REPO = Path(__file__).resolve().parents[2]
+STAND_IN_INFLATION = pd.Timestamp("2015-02-01")  # when the stand-in market's prices jump
 
 
 def kc_csv_path() -> Path:
@@ -36,11 +40,30 @@ def kc_csv_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kc_csv() -> Path:
+def kc_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real King County file where it is (../shared or $FORWARDLAB_SHARED_DATA); on a clone without it,
+    the built-in stationary market in the same schema, so every monitoring test still runs offline."""
     path = kc_csv_path()
-    if not path.is_file():
-        pytest.skip(f"{path}: King County data not found (set FORWARDLAB_SHARED_DATA)")
-    return path
+    if path.is_file():
+        return path
+    stand_in = tmp_path_factory.mktemp("market") / "kc_house_data.csv"
+    stand_in_market().to_csv(stand_in, index=False)
+    return stand_in
+
+
+def stand_in_market() -> pd.DataFrame:
+    """The built-in market on the real file's calendar and about its size, with prices 25% up from February
+    2015, so the windows are the real data's and drift alerts have something to find."""
+    inflation = Change("price-inflation", 0.25, STAND_IN_INFLATION)
+    return generate_market(
+        [inflation], rows_per_month=1300, seed=7, start=pd.Timestamp("2014-05-02"), end=pd.Timestamp("2015-05-27")
+    )
+
+
+@pytest.fixture(scope="session")
+def kc_is_real(kc_csv: Path) -> bool:
+    """Whether `kc_csv` is the published file, for the tests about that file itself."""
+    return kc_csv == kc_csv_path()
 
 
 @pytest.fixture(scope="session")
@@ -67,19 +90,23 @@ def model_dir(model: PriceModel, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return root
 
 
-def _postgres_param() -> object:
-    url = os.environ.get(POSTGRES_ENV)
-    reason = f"{POSTGRES_ENV} is not set (.ci/run starts a throwaway PostgreSQL and sets it)"
-    return pytest.param(url, id="postgresql", marks=pytest.mark.skipif(not url, reason=reason))
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """$FORWARDLAB_TEST_POSTGRES_URL when set, else a throwaway cluster from the installed server binaries."""
+    if os.environ.get(POSTGRES_ENV):
+        yield os.environ[POSTGRES_ENV]
+        return
+    with throwaway_postgres(bin_dir()) as url:
+        yield url
 
 
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"), _postgres_param()])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty store of each backend: a new SQLite file, or the test PostgreSQL with all tables dropped
     (the monitoring results' too, so no test sees another's windows or alerts)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
-    url = str(request.param)
+    url = str(request.getfixturevalue("postgres_url"))
     engine = sa.create_engine(url)
     results.results_metadata.drop_all(engine)
     metadata.drop_all(engine)

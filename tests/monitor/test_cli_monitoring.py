@@ -69,7 +69,7 @@ def test_drift_prints_the_librarys_verdicts(tables: tuple[Path, Path], tmp_path:
 
 
 @pytest.mark.slow
-def test_run_writes_the_time_series_and_posts_alerts(scored_store: Store, tmp_path: Path) -> None:
+def test_run_writes_the_time_series_and_posts_alerts(scored_store: Store, kc_is_real: bool, tmp_path: Path) -> None:
     rules = tmp_path / "alerts.toml"
     rules.write_text('[[rules]]\nname = "mae-up"\ntype = "metric"\nmetric = "mae_usd"\nincrease_pct = 15\n')
     out = tmp_path / "out"
@@ -81,7 +81,10 @@ def test_run_writes_the_time_series_and_posts_alerts(scored_store: Store, tmp_pa
             "--alerts", str(rules), "--webhook-url", hook.url, "--test", "label_usd=ks",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        assert [r.body["rule"] for r in hook.received] == ["mae-up"]
+        # April on the real data; on the stand-in market, every month from its price jump in February
+        months = ["2015-04"] if kc_is_real else ["2015-02", "2015-03", "2015-04"]
+        assert [r.body["rule"] for r in hook.received] == ["mae-up"] * len(months)
+        assert [r.body["window_start"][:7] for r in hook.received] == months
     assert "2015-04-01..2015-05-01" in result.stdout and "alert mae-up [2015-04-01..2015-05-01]" in result.stdout
     written = json.loads((out / "monitoring.json").read_text())
     assert len(written["windows"]) == 6 and written["alerts"][0]["rule"] == "mae-up"
