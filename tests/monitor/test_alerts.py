@@ -166,8 +166,13 @@ def test_each_rule_and_window_is_delivered_once_across_runs(scored_store: Store,
         expected = (
             [("target-drift", "2015-02"), ("mae-up", "2015-04")]  # Jan + Feb target drift; Apr MAE
             if kc_is_real
-            else [("mae-up", "2015-02"), ("mae-up", "2015-03"), ("target-drift", "2015-03")]
-            + [("mae-up", "2015-04"), ("target-drift", "2015-04")]
+            else [
+                ("mae-up", "2015-02"),
+                ("mae-up", "2015-03"),
+                ("target-drift", "2015-03"),
+                ("mae-up", "2015-04"),
+                ("target-drift", "2015-04"),
+            ]
         )  # the stand-in market's prices rise 25% in February: MAE at once, target drift two windows running
         hook.answer(*[503] * len(expected))
         first = run_monitoring(scored_store, window="month", reference=reference, columns=COLUMNS, alerts=config)
