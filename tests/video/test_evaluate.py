@@ -388,6 +388,13 @@ def test_rerun_of_a_finished_folder_dataset_and_changed_settings(weights: Path, 
     assert again.resumed == 2 and again.counts == first.counts
     with pytest.raises(EvaluationError, match=r"other settings.*views"):
         evaluate(src, MODEL, out=out, views=(2, 1), weights=weights)
+    with pytest.raises(EvaluationError, match=r"other settings.*sample: None there, 'uniform:8' now"):
+        evaluate(src, MODEL, out=out, views=(1, 1), sample="uniform:8", weights=weights)
+
+    ruled = evaluate(src, MODEL, out=tmp_path / "ruled", sample="uniform:8", batch=2, workers=0, weights=weights)
+    written = json.loads((tmp_path / "ruled" / "summary.json").read_text())
+    assert written["recipe"]["sample"] == "uniform:8" and written["views"]["per_video"] == 1
+    assert ruled.counts["evaluated"] == 2 and ruled.counts["clips"] == 2
 
 
 # ============================================================================= Ray

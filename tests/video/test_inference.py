@@ -172,3 +172,21 @@ def test_ray_engine_computes_the_same_features(
         ok = outcomes[path.name]
         assert ok.error is None and ok.value is not None and ok.item == items_of([path])[0]
         torch.testing.assert_close(torch.tensor(ok.value), torch.tensor(expected[path.name]), rtol=1e-4, atol=1e-5)
+
+
+def test_whole_video_rule_batches_only_clips_of_one_length(videos: list[Path], model: torch.nn.Module) -> None:
+    """`all@R` gives each video its own length: a batch holds one length, and each video still gets the
+    features it has alone."""
+    recipe = RECIPE.with_sample("all@10")
+    task = PooledFeatures()
+    outcomes = list(run_local(items_of(videos), model, recipe=recipe, task=task, views=(1, 1), batch=4, workers=0))
+    lengths = {}
+    with torch.inference_mode():
+        for path in videos:
+            x, _ = model_input(path, recipe, (1, 1))
+            lengths[path.name] = x.shape[2]
+            alone = model.features(x).mean(dim=0)  # type: ignore[operator]
+            [o] = [o for o in outcomes if o.item.key == path.name]
+            torch.testing.assert_close(torch.tensor(o.value), alone, rtol=1e-4, atol=1e-5)
+    assert lengths == {"v0.mp4": 16, "v1.mp4": 20, "v2.mp4": 25, "v3.mp4": 16}  # 2, 2.5 s at 10 fps; min 16
+    assert task.batch_sizes == [1, 1, 1, 1]  # v0 and v3 share a length but v1 and v2 come between

@@ -87,14 +87,35 @@ def test_short_video_starts_every_clip_at_zero_and_runs_past_the_end() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "views", "frames"),
-    [("uniform:16", 1, 16), ("clip:8@15", 1, 8), ("multiview:10x16@15", 10, 16), (" uniform:4 ", 1, 4)],
+    [
+        ("uniform:16", 1, 16),
+        ("clip:8@15", 1, 8),
+        ("multiview:10x16@15", 10, 16),
+        (" uniform:4 ", 1, 4),
+        ("all@25", 1, 250),
+        ("all@12.5", 1, 125),
+    ],
 )
 def test_spec_strings(spec: str, views: int, frames: int) -> None:
-    out = make_sampler(spec)(INFO)
-    assert len(out) == views and all(len(v) == frames for v in out)
+    sampler = make_sampler(spec)
+    out = sampler(INFO)
+    assert len(out) == views == sampler.n_views and all(len(v) == frames for v in out)
+    assert sampler.spec == spec.strip()
 
 
-@pytest.mark.parametrize("spec", ["uniform", "uniform:x", "random:3", "multiview:10x16", "uniform:0", "clip:0@5"])
+def test_whole_video_is_every_time_at_the_rate_from_first_to_last_frame() -> None:
+    started = replace(INFO, start_s=1.4, duration_s=2.0)
+    [times] = make_sampler("all@10")(started)
+    assert times[0] == Fraction(7, 5) and times[-1] <= Fraction(7, 5) + Fraction(2) - Fraction(1, 25)
+    assert set(np.diff(times)) == {Fraction(1, 10)} and len(times) == 20
+    [short] = make_sampler("all@10", min_frames=64)(started)  # a model's shortest clip: repeat-last padding
+    assert len(short) == 64 and short[:20] == times
+    assert make_sampler("multiview:2x8@10", min_frames=64)(started) == multiview_timestamps(started, 2, 8, 10)
+
+
+@pytest.mark.parametrize(
+    "spec", ["uniform", "uniform:x", "random:3", "multiview:10x16", "uniform:0", "clip:0@5", "all@0", "all:25"]
+)
 def test_bad_spec_names_the_spec_and_the_grammar(spec: str) -> None:
     with pytest.raises(ValueError, match="spec"):
         make_sampler(spec)

@@ -29,6 +29,8 @@ app.command("train")(train_command)
 for _name in ("explore", "report", "gallery", "preview"):
     app.command(_name)(getattr(reports_cli, _name))
 console = Console()
+# The rules of forwardlab.video.sampling.make_sampler (not imported here: it loads the decoder's module)
+SAMPLE_HELP = "uniform:N | clip:T@FPS | multiview:KxT@FPS | all@FPS (the whole video)"
 
 
 @app.command()
@@ -86,7 +88,7 @@ def _probe_table(records: list[dict[str, object]]) -> Table:
 @app.command()
 def frames(
     file: Annotated[Path, typer.Argument(help="Video to sample.")],
-    sample: Annotated[str, typer.Option(help="uniform:N | clip:T@FPS | multiview:KxT@FPS")] = "uniform:16",
+    sample: Annotated[str, typer.Option(help=SAMPLE_HELP)] = "uniform:16",
     size: Annotated[int, typer.Option(help="Resize the short side to this many pixels (in the decoder).")] = 112,
     crop: Annotated[int, typer.Option(help="Centre-crop to CROPxCROP after resizing (0: no crop).")] = 0,
     fast: Annotated[
@@ -190,8 +192,7 @@ def models(
                 "gmacs": entry.gmacs,
                 "acc1": entry.accuracy.get("acc@1"),
                 "acc5": entry.accuracy.get("acc@5"),
-                "recipe": f"{r.temporal_views}x{r.spatial_views} views of {r.frames_per_clip} frames @ {r.fps:g} fps, "
-                f"resize {r.resize_size}, crop {r.crop_size}",
+                "recipe": f"{r.describe()}, resize {r.resize_size}, crop {r.crop_size}",
                 "weights": str(found) if found else None,
                 "weights_url": entry.weights.url if entry.weights else None,
             }
@@ -214,6 +215,7 @@ def predict(
     model: Annotated[str, typer.Option(help="Registry model name (see `forwardlab video models`).")] = "r2plus1d_18",
     top: Annotated[int, typer.Option(help="How many classes to show per video.")] = 5,
     views: Annotated[str | None, typer.Option(help="KxC: K clips x C crops (default: the model's recipe).")] = None,
+    sample: Annotated[str | None, typer.Option(help=f"Sampling rule instead of the recipe's: {SAMPLE_HELP}.")] = None,
     weights: Annotated[Path | None, typer.Option(help="Load this weights file instead of the published one.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: one object per video.")] = False,
 ) -> None:
@@ -222,10 +224,11 @@ def predict(
     Examples:
       forwardlab video predict clip.mp4 --model r2plus1d_18 --top 5
       forwardlab video predict a.mp4 b.mp4 --model swin3d_t --views 4x3 --json
+      forwardlab video predict clip.mp4 --model i3d --sample clip:64@25   # (default: all@25, the whole clip)
     """
     from forwardlab.video.predict import predict as run_predict
 
-    results = run_predict(videos, model=model, top=top, views=_parse_views(views), weights=weights)
+    results = run_predict(videos, model=model, top=top, views=_parse_views(views), sample=sample, weights=weights)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
         return
@@ -243,6 +246,7 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Results folder; rerunning with the same settings resumes.")],
     limit: Annotated[int | None, typer.Option(help="Evaluate N clips drawn with --seed.")] = None,
     views: Annotated[str | None, typer.Option(help="KxC: K clips x C crops (default: the model's recipe).")] = None,
+    sample: Annotated[str | None, typer.Option(help=f"Sampling rule instead of the recipe's: {SAMPLE_HELP}.")] = None,
     batch: Annotated[int, typer.Option(help="Clips per forward pass.")] = 8,
     workers: Annotated[int, typer.Option(help="Decode worker processes.")] = 2,
     engine: Annotated[str, typer.Option(help="local, or ray (Ray Data; --address for a cluster).")] = "local",
@@ -266,7 +270,7 @@ def evaluate(
         raise typer.BadParameter(f"unknown engine {engine!r}; use local or ray", param_hint="--engine")
     with progress_bar("evaluating videos", 0, unit="videos") as advance:
         summary = run_evaluate(
-            data, model, out=out, limit=limit, views=_parse_views(views), batch=batch, workers=workers,
+            data, model, out=out, limit=limit, views=_parse_views(views), sample=sample, batch=batch, workers=workers,
             engine=engine, address=address, weights=weights, split=split, seed=seed, progress=advance,  # type: ignore[arg-type]
         )  # fmt: skip
     table = Table("metric", "value", title=f"{model} on {data}")

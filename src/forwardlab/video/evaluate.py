@@ -33,7 +33,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -64,7 +64,7 @@ OUTPUT_NAMES = {
     "summary": "summary.json",
 }
 # Settings that change what a row contains: a resumed run must use the same ones.
-_RUN_KEYS = ("model", "weights", "pretrained", "views", "manifest", "split", "limit", "seed")
+_RUN_KEYS = ("model", "weights", "pretrained", "views", "sample", "manifest", "split", "limit", "seed")
 
 
 # =============================================================================================== metrics
@@ -285,6 +285,7 @@ def evaluate(
     out: Path,
     limit: int | None = None,
     views: Views | None = None,
+    sample: str | None = None,
     batch: int = 8,
     workers: int = 2,
     engine: Engine = "local",
@@ -300,7 +301,8 @@ def evaluate(
     `data`: a manifest file, a folder holding `manifest.sqlite`, or a class-folder dataset (indexed into
     `out/manifest.sqlite`, so the source folder is not written). `split` keeps one split (default: all
     rows); `limit` evaluates a subset of that many downloaded clips drawn with `seed`. `views=(K, C)`:
-    K clips x C crops per video (default: the model's recipe). `batch` clips go through the model at
+    K clips x C crops per video (default: the model's recipe); `sample`: a sampling rule in place of the
+    recipe's (`uniform:64`, `clip:64@25`, `all@25`, ...; see `Recipe.for_run`). `batch` clips go through the model at
     once; `workers` processes decode (0: decode in this process). `engine="ray"` runs on Ray Data
     (`address` of a running cluster, else a small local one). `weights` loads that state-dict file
     instead of the published weights. `progress(done, total)` is called after every video.
@@ -312,8 +314,8 @@ def evaluate(
     from forwardlab.video.models.catalog import get_entry
 
     entry = get_entry(model)  # fails first, listing the known names
-    recipe = entry.recipe
-    k, c = views if views is not None else (recipe.temporal_views, recipe.spatial_views)
+    recipe, (k, c) = entry.recipe.for_run(sample, views)
+    entry = replace(entry, recipe=recipe)  # what this run does, for the Ray actor and the summary
     if k < 1 or c not in (1, 3):
         raise EvaluationError(f"views {k}x{c}: need K >= 1 clips and C = 1 or 3 crops")
     if batch < 1:
@@ -336,6 +338,7 @@ def evaluate(
         "weights": None if weights is None else str(Path(weights).resolve()),
         "pretrained": bool(pretrained) if weights is None else None,
         "views": [k, c],
+        "sample": recipe.sample,
         "manifest": str(manifest.path.resolve()),
         "split": split,
         "limit": limit,

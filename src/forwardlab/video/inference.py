@@ -185,6 +185,8 @@ def _identity(x: Any) -> Any:
 class _Batcher(Generic[ResultT]):
     """Gathers clips of several videos into batches of `batch` clips and emits each video's Outcome when
     its last view is through. Holds at most `batch - 1` clips plus one video's views between calls.
+    Clips of another shape than the batch's first (whole-video rules give each video its own length) go
+    into the next batch.
     """
 
     def __init__(
@@ -209,9 +211,13 @@ class _Batcher(Generic[ResultT]):
 
         from forwardlab.video.transforms import to_model_input
 
-        taken = [self.queue.popleft() for _ in range(n)]
+        taken = [self.queue.popleft()]
+        shape = self._clip(taken[0]).shape
+        while self.queue and len(taken) < n and self._clip(self.queue[0]).shape == shape:
+            taken.append(self.queue.popleft())  # a rule like all@25 gives videos of other lengths: not stacked
+        n = len(taken)
         start = time.perf_counter()
-        clips = torch.stack([video.decoded.clips[v] for video, v in taken])  # type: ignore[index]
+        clips = torch.stack([self._clip(entry) for entry in taken])
         x = to_model_input(clips, self.recipe.mean, self.recipe.std).to(self.device)
         with torch.inference_mode():
             outputs = self.task.forward(self.model, x).cpu()
@@ -234,6 +240,12 @@ class _Batcher(Generic[ResultT]):
                     decode_s=d.decode_s,
                     model_s=video.model_s,
                 )
+
+    @staticmethod
+    def _clip(entry: tuple[_Open, int]) -> torch.Tensor:
+        video, v = entry
+        assert video.decoded.clips is not None
+        return video.decoded.clips[v]
 
 
 class _Open:

@@ -9,7 +9,7 @@ from typing import Any
 
 from forwardlab.video.errors import VideoDecodeError
 from forwardlab.video.inference import Item, Outcome, Ranking, TopClasses, Views, run_local
-from forwardlab.video.models.catalog import load_model
+from forwardlab.video.models.catalog import get_entry, load_model
 from forwardlab.video.models.registry import LoadedModel
 
 
@@ -35,14 +35,17 @@ def predict(
     model: str | LoadedModel = "r2plus1d_18",
     top: int = 5,
     views: Views | None = None,
+    sample: str | None = None,
     pretrained: bool = True,
     weights: str | Path | None = None,
 ) -> list[Prediction]:
     """Top-`top` classes per video, in the order of `paths`. `model` is a registry name or an already
-    loaded model (notebooks). A video that cannot be decoded raises its `VideoDecodeError`."""
+    loaded model (notebooks). `sample` is a sampling rule (`uniform:64`, `clip:64@25`, `all@25`, ...) in
+    place of the model's recipe; `views` (KxC) as in `Recipe.for_run`. A video that cannot be decoded
+    raises its `VideoDecodeError`."""
+    entry = model.entry if isinstance(model, LoadedModel) else get_entry(model)
+    recipe, (k, c) = entry.recipe.for_run(sample, views)  # a bad rule fails before weights are fetched
     loaded = model if isinstance(model, LoadedModel) else load_model(model, pretrained=pretrained, weights=weights)
-    recipe = loaded.entry.recipe
-    k, c = views or (recipe.temporal_views, recipe.spatial_views)
     items = [Item(key=str(i), path=str(path)) for i, path in enumerate(paths)]
     # one video's views per forward pass, decoded in this process: no worker processes for a few files
     outcomes = run_local(items, loaded.model, recipe=recipe, task=TopClasses(top), views=(k, c), batch=k * c, workers=0)

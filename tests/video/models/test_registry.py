@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from forwardlab.video.errors import ModelError
 from forwardlab.video.inference import model_input
-from forwardlab.video.io import read_frames
+from forwardlab.video.io import VideoInfo, read_frames
 from forwardlab.video.models.catalog import get_entry, load_model
 from forwardlab.video.models.registry import REGISTRY
 from forwardlab.video.models.torchvision_zoo import TORCHVISION_MODELS
@@ -97,7 +98,34 @@ def test_i3d_is_registered_with_its_recipe_and_parameter_count() -> None:
     model = entry.builder(entry.num_classes)
     assert entry.params == sum(p.numel() for p in model.parameters())
     assert entry.recipe.mean == (0.5, 0.5, 0.5) and entry.recipe.fps == 25
+    assert entry.recipe.sample == "all@25"  # DeepMind's protocol: the whole clip at 25 fps
     assert entry.classes[0] == "abseiling" and len(entry.classes) == 400
+
+
+def test_a_run_samples_by_the_rule_the_views_or_the_published_protocol() -> None:
+    r3d, i3d = get_entry("r3d_18").recipe, get_entry("i3d").recipe
+    assert r3d.for_run(None, None) == (r3d, (5, 1))
+    recipe, views = r3d.for_run("uniform:64", None)
+    assert (recipe.sample, recipe.temporal_views, views) == ("uniform:64", 1, (1, 1))
+    recipe, views = r3d.for_run("multiview:4x16@15", (4, 3))
+    assert (recipe.sampler().n_views, views) == (4, (4, 3))
+    recipe, views = i3d.for_run(None, (2, 1))  # views alone: K clips of 64 frames, not the whole video
+    assert recipe.sample is None and len(recipe.sampler(2).views(_info(10.0))) == 2 and views == (2, 1)
+    assert i3d.for_run(None, None)[0].sampler().views(_info(10.0))[0][-1] == Fraction(249, 25)
+    with pytest.raises(ModelError, match=r"views 3x1: all@25 gives 1 view\(s\) per video, not 3"):
+        i3d.for_run("all@25", (3, 1))
+    with pytest.raises(ModelError, match="unknown sample spec 'every:3'"):
+        r3d.with_sample("every:3")
+    assert i3d.describe() == "all@25 (1x1 views, at least 64 frames)"
+    assert r3d.describe() == "5x1 views of 16 frames @ 15 fps"
+
+
+def _info(duration_s: float) -> VideoInfo:
+    return VideoInfo(
+        path="x.mp4", size_bytes=1, container="mp4", codec="h264", pixel_format="yuv420p", width=320, height=240,
+        coded_width=320, coded_height=240, rotation_deg=0, duration_s=duration_s, start_s=0.0, fps=25.0,
+        variable_frame_rate=False, n_frames=int(duration_s * 25), n_frames_exact=True, has_audio=False,
+    )  # fmt: skip
 
 
 def test_predict_returns_sorted_probabilities(clip: Path, tmp_path: Path) -> None:
@@ -117,6 +145,14 @@ def test_predict_cli_json(clip: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (video,) = json.loads(result.stdout)
     assert video["path"] == str(clip) and len(video["top"]) == 5 and video["seconds"] > 0
+
+    ruled = run("video", "predict", str(clip), "--model", "mc3_18", "--weights", str(weights), "--sample", "all@25",
+                "--views", "1x3", "--json")  # fmt: skip
+    assert ruled.returncode == 0, ruled.stderr
+    (video,) = json.loads(ruled.stdout)
+    assert video["views"] == 3 and video["padded_frames"] == 0  # 40 frames at 25 fps, one view, 3 crops
+    bad = run("video", "predict", str(clip), "--model", "mc3_18", "--sample", "every:2")
+    assert bad.returncode == 2 and "unknown sample spec 'every:2'" in bad.stderr
 
 
 def test_unknown_model_lists_the_known_ones() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -33,6 +33,9 @@ class Recipe:
     """How a model was evaluated: clips of `frames_per_clip` frames at `fps`, resized, cropped, normalized.
 
     `temporal_views` x `spatial_views` is the published multi-view protocol; callers may ask for fewer.
+    `sample`, when set, is a sampling rule (`video frames --sample` strings) that replaces the K clips:
+    a fully convolutional network published on whole videos (I3D: `all@25`) says so here, and a caller
+    may ask for any rule (`with_sample`). `frames_per_clip` is then the shortest clip the rule may give.
     """
 
     frames_per_clip: int
@@ -44,6 +47,7 @@ class Recipe:
     temporal_views: int = 1
     spatial_views: int = 1
     antialias: bool = True
+    sample: str | None = None
 
     def preset(self, spatial_views: int | None = None) -> VideoPreset:
         return VideoPreset(
@@ -56,8 +60,42 @@ class Recipe:
         )
 
     def sampler(self, temporal_views: int | None = None) -> Sampler:
+        """The recipe's rule, else K (`temporal_views`, default the published number) clips of T frames."""
+        if self.sample is not None:
+            return make_sampler(self.sample, min_frames=self.frames_per_clip)
         views = temporal_views or self.temporal_views
         return make_sampler(f"multiview:{views}x{self.frames_per_clip}@{self.fps:g}")
+
+    def with_sample(self, rule: str) -> Recipe:
+        """This recipe sampling by `rule` instead (its views come from the rule); a bad rule is a ModelError."""
+        try:
+            sampler = make_sampler(rule, min_frames=self.frames_per_clip)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+        return replace(self, sample=sampler.spec, temporal_views=sampler.n_views)
+
+    def for_run(self, sample: str | None, views: tuple[int, int] | None) -> tuple[Recipe, tuple[int, int]]:
+        """The recipe and (K clips, C crops) a run uses: `sample` replaces the sampling (K is its view
+        count, `views` may still set C); `views` alone asks for K clips of this recipe's length, also where
+        the published protocol is a rule; neither gives the published protocol."""
+        if sample is not None:
+            recipe = self.with_sample(sample)
+            if views is not None and views[0] != recipe.temporal_views:
+                raise ModelError(
+                    f"views {views[0]}x{views[1]}: {sample} gives {recipe.temporal_views} view(s) per video, "
+                    f"not {views[0]}; give the crops only ({recipe.temporal_views}x{views[1]}) or no views"
+                )
+            return recipe, (recipe.temporal_views, views[1] if views else recipe.spatial_views)
+        if views is not None:
+            return replace(self, sample=None), views
+        return self, (self.temporal_views, self.spatial_views)
+
+    def describe(self) -> str:
+        """The sampling in words, for listings."""
+        views = f"{self.temporal_views}x{self.spatial_views} views"
+        if self.sample is not None:
+            return f"{self.sample} ({views}, at least {self.frames_per_clip} frames)"
+        return f"{views} of {self.frames_per_clip} frames @ {self.fps:g} fps"
 
     def train_preset(self, *, flip: bool) -> TrainPreset:
         """Training's spatial augmentation at this recipe's sizes (normalizing is left to the batch)."""

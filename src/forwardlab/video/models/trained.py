@@ -72,6 +72,7 @@ def recipe_from_card(fields: dict[str, Any]) -> Recipe:
         temporal_views=int(fields.get("temporal_views", 1)),
         spatial_views=int(fields.get("spatial_views", 1)),
         antialias=bool(fields.get("antialias", True)),
+        sample=fields.get("sample"),
     )
 
 
