@@ -51,9 +51,9 @@ bench: $(STAMP) system-deps
 	$(PY) benchmarks/simulate.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check src tests benchmarks notebooks
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output notebooks/output .pytest_cache .mypy_cache .ruff_cache
