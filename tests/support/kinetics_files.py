@@ -30,9 +30,9 @@ class AnnotationFile:
 
 
 def kinetics400_classes() -> list[str]:
-    from torchvision.models.video import R3D_18_Weights
+    from forwardlab.video.models.i3d import ENTRY
 
-    return list(R3D_18_Weights.KINETICS400_V1.meta["categories"])
+    return list(ENTRY.classes)
 
 
 def _labels(version: str) -> list[str]:
