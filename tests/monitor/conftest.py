@@ -146,7 +146,8 @@ def house(**overrides: object) -> dict[str, object]:
 @pytest.fixture(scope="session")
 def scored_store_file(model: PriceModel, prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite store as the simulation leaves it: the training set, then production, scored through the real
-    service over HTTP, and every sale's price posted back as ground truth (label_at = the sale date)."""
+    service over HTTP on each house's listing day (predicted_at), and every sale's price posted back as
+    ground truth (label_at = the sale date)."""
     path = tmp_path_factory.mktemp("scored") / "store.db"
     with (
         Store(f"sqlite:///{path}") as store,
@@ -154,10 +155,17 @@ def scored_store_file(model: PriceModel, prepared: PreparedData, tmp_path_factor
         httpx.Client(base_url=server.base_url, headers={"X-API-Key": API_KEY}, timeout=120) as client,
     ):
         for frame in (prepared.train, prepared.prod):
-            rows = frame[["id", "price", "date_sold", *HOUSE.names]].to_dict("records")
+            rows = frame[["id", "price", "date_listed", "date_sold", *HOUSE.names]].to_dict("records")
             for i in range(0, len(rows), 5000):
                 chunk = rows[i : i + 5000]
-                records = [{"entity_id": r["id"], "features": {f: r[f] for f in HOUSE.names}} for r in chunk]
+                records = [
+                    {
+                        "entity_id": r["id"],
+                        "features": {f: r[f] for f in HOUSE.names},
+                        "predicted_at": r["date_listed"].isoformat(),
+                    }
+                    for r in chunk
+                ]
                 labels = [
                     {"entity_id": r["id"], "price_usd": r["price"], "label_at": r["date_sold"].isoformat()}
                     for r in chunk

@@ -11,7 +11,7 @@ misspelt feature is an error rather than a silently imputed value. Strings that 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -84,6 +84,17 @@ def check_fields(model: type[BaseModel], schema: FeatureSchema) -> None:
 check_fields(HouseFeatures, HOUSE)
 
 
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _not_in_future(value: datetime) -> datetime:
+    """A prediction time later than now (beyond clock skew) is a client bug, and would sit in a window not yet
+    monitored; a past one is a replay or a backfill."""
+    if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError("predicted_at is in the future")
+    return value
+
+
 class PredictRecord(BaseModel):
     """One house to price."""
 
@@ -91,6 +102,13 @@ class PredictRecord(BaseModel):
 
     entity_id: EntityId | None = None
     features: HouseFeatures
+    predicted_at: Annotated[UTCDatetime, AfterValidator(_not_in_future)] | None = Field(
+        default=None,
+        description=(
+            "When the prediction counts as made (replays and backfills: the listing date); default: now. "
+            "Monitoring windows of predictions (label coverage, estimated MAE) are cut by it."
+        ),
+    )
 
 
 class PredictBatch(BaseModel):

@@ -79,7 +79,9 @@ def create_app(
         prices = model.predict(features)
         now = datetime.now(UTC)
         records = [
-            PredictionRecord(str(uuidlib.uuid4()), model.version, now, item.entity_id, f, float(price))
+            PredictionRecord(
+                str(uuidlib.uuid4()), model.version, item.predicted_at or now, item.entity_id, f, float(price)
+            )
             for item, f, price in zip(items, features, prices, strict=True)
         ]
         if store is not None:

@@ -328,11 +328,12 @@ class ServiceClient:
         self._http.close()
 
     def predict(self, houses: pd.DataFrame) -> None:
-        """Score the houses (id and the nine features); each prediction is stored under the house's id."""
+        """Score the houses (id and the nine features); each prediction is stored under the house's id, made
+        on the house's listing day (what windows of predictions are cut by)."""
         features = HOUSE.typed(houses)
         records = [
-            {"entity_id": entity, "features": f}
-            for entity, f in zip(houses["id"], features.to_dict("records"), strict=True)
+            {"entity_id": entity, "features": f, "predicted_at": f"{listed:%Y-%m-%dT%H:%M:%S}"}
+            for entity, f, listed in zip(houses["id"], features.to_dict("records"), houses["date_listed"], strict=True)
         ]
         self._post_all("/v1/predict", records, "records")
 
