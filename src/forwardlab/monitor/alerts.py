@@ -11,7 +11,9 @@ Rules live in a TOML file, one `[[rules]]` table each, chosen by `type`:
     name = "mae-up"
     type = "metric"
     metric = "mae_usd"              # mae_usd rmse_usd mape_pct mean_error_usd r2 max_abs_error_usd
-    increase_pct = 20               #   drift_share n_current; or `above = X` / `below = X`
+    increase_pct = 20               #   drift_share n_current, and of the predictions made in the window
+                                    #   (`production`): label_coverage realized_mae_usd;
+                                    #   or `above = X` / `below = X`
 
     [[rules]]
     name = "sqft-living-drift"
@@ -20,7 +22,9 @@ Rules live in a TOML file, one `[[rules]]` table each, chosen by `type`:
     windows = 2                     # drifting in this many consecutive windows
 
 `increase_pct` compares a window with the same metric on the reference (the model's error on its own
-training predictions). A window without enough data never fires a rule and breaks a consecutive run.
+training predictions); the production MAEs compare with the reference's MAE. A provisional realized MAE
+(label coverage under the minimum) never fires a rule. A window without enough data never fires a rule
+and breaks a consecutive run.
 
 Delivery: one JSON POST per alert with an `Idempotency-Key` header (rule and window), so a receiver can
 drop repeats of a retried request. Each (rule, window) is delivered at most once: the metrics store
@@ -47,8 +51,9 @@ from forwardlab import __version__
 from forwardlab.monitor.base import validation_message
 from forwardlab.monitor.errors import AlertConfigError
 from forwardlab.monitor.performance import PERFORMANCE_METRICS, RegressionMetrics
+from forwardlab.monitor.production import COMPARED_WITH_REFERENCE, PRODUCTION_METRICS
 
-WINDOW_METRICS = (*PERFORMANCE_METRICS, "drift_share", "n_current")
+WINDOW_METRICS = (*PERFORMANCE_METRICS, "drift_share", "n_current", *PRODUCTION_METRICS)
 MAX_RETRY_AFTER_S = 30.0
 RuleName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -116,9 +121,15 @@ class MetricRule(_Rule):
         given = [k for k in ("above", "below", "increase_pct") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of above, below or increase_pct")
-        if self.increase_pct is not None and self.metric not in PERFORMANCE_METRICS:
-            raise ValueError(f"increase_pct needs a metric the reference has ({', '.join(PERFORMANCE_METRICS)})")
+        if self.increase_pct is not None and self._reference_metric is None:
+            comparable = (*PERFORMANCE_METRICS, *COMPARED_WITH_REFERENCE)
+            raise ValueError(f"increase_pct needs a metric the reference has ({', '.join(comparable)})")
         return self
+
+    @property
+    def _reference_metric(self) -> str | None:
+        """The reference's metric this one is compared with (itself, or the MAE for the production MAEs)."""
+        return self.metric if self.metric in PERFORMANCE_METRICS else COMPARED_WITH_REFERENCE.get(self.metric)
 
     def check(self, history: Sequence[WindowSummary], reference: RegressionMetrics | None) -> Alert | None:
         window = history[-1]
@@ -130,7 +141,7 @@ class MetricRule(_Rule):
         if self.below is not None and value < self.below:
             return _alert(self.name, window, f"{self.metric} {value:,.4g} < {self.below:,.4g}", value)
         if self.increase_pct is not None and reference is not None:
-            base = reference.value(self.metric)
+            base = reference.value(self._reference_metric or self.metric)
             if base:
                 change = (value - base) / abs(base) * 100.0
                 if change > self.increase_pct:

@@ -267,9 +267,18 @@ def run_command(
         str | None, typer.Option(help="POST alerts here (overrides the rules file's).", envvar="FORWARDLAB_WEBHOOK_URL")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the reference samples (--reference-sample match).")] = 42,
+    min_coverage: Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=1.0, help="Share of a window's predictions labelled before its realized MAE is final."
+        ),
+    ] = 0.8,
     json_out: Annotated[bool, typer.Option("--json", help="Print monitoring.json's content on stdout.")] = False,
 ) -> None:
     """Per window, compare production (predictions whose ground truth arrived in it) with the reference.
+
+    Each window also looks at the predictions MADE in it, labelled or not: label coverage (the realized MAE is
+    provisional under --min-coverage) and the realized MAE of those labelled so far.
 
     Writes OUT/monitoring.json (one record per window: counts, per-feature test/score/threshold/drift, drift
     share, dataset/target/prediction drift, regression metrics in USD), OUT/reports/START_END/ (Evidently's data
@@ -313,6 +322,7 @@ def run_command(
             workers=workers,
             alerts=rules,
             progress=advance,
+            min_coverage=min_coverage,
         )
     if json_out:
         typer.echo(json.dumps(run.to_json(), indent=2))
@@ -580,11 +590,31 @@ def _print_run(run: MonitoringRun) -> None:
             reports,
         )
     out.print(table)
+    _print_production(run)
     ref = run.reference_metrics
     out.print(f"reference: {run.reference}, {run.n_reference} rows, MAE {ref.mae_usd or 0:,.0f} USD", highlight=False)
     for alert in run.alerts:
         out.print(f"[red]alert[/] {alert.rule} [{alert.window_start:%Y-%m-%d}..{alert.window_end:%Y-%m-%d}]: "
                   f"{alert.message}", highlight=False)  # fmt: skip
+
+
+def _print_production(run: MonitoringRun) -> None:
+    """The predictions made in each window: how many are labelled, and their realized MAE so far."""
+    table = Table("predicted in", "predictions", "labelled", "realized MAE USD", box=box.SIMPLE_HEAD)
+    for w in run.windows:
+        p = w.production
+        if p is None:
+            continue
+        share = p.coverage.label_coverage
+        labelled = "-" if share is None else f"{p.coverage.n_labelled} ({share:.0%})"
+        mae = "-" if p.realized_mae_usd is None else f"{p.realized_mae_usd:,.0f}"
+        table.add_row(
+            f"{w.start:%Y-%m-%d}..{w.end:%Y-%m-%d}",
+            str(p.coverage.n_predictions),
+            labelled,
+            f"{mae} [yellow]provisional[/]" if p.coverage.provisional and p.realized_mae_usd is not None else mae,
+        )
+    out.print(table)
 
 
 def _num(value: float | None) -> str:

@@ -43,10 +43,17 @@ import pandas as pd
 from forwardlab.fileio import write_text_atomic
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import Alert, AlertConfig, Delivery, WindowSummary, deliver, evaluate
-from forwardlab.monitor.columns import ColumnRoles
+from forwardlab.monitor.columns import ColumnRoles, require_columns
 from forwardlab.monitor.drift.calculator import INSUFFICIENT, ColumnDrift, DriftCalculator, DriftResult
 from forwardlab.monitor.errors import AlertConfigError, FrameError, MonitoringRunError
 from forwardlab.monitor.performance import PERFORMANCE_METRICS, PerformanceCalculator, RegressionMetrics
+from forwardlab.monitor.production import (
+    DEFAULT_MIN_COVERAGE,
+    ProductionCalculator,
+    ProductionResult,
+    known_at,
+    production_metrics,
+)
 from forwardlab.monitor.store import Store
 from forwardlab.progress import Advance
 
@@ -176,6 +183,7 @@ class WindowResult:
     target_drift: ColumnDrift | None = None
     prediction_drift: ColumnDrift | None = None
     performance: RegressionMetrics | None = None
+    production: ProductionResult | None = None
     reports: dict[str, str] = field(default_factory=dict)
     report_error: str | None = None
 
@@ -202,6 +210,7 @@ class WindowResult:
                 "target_drift": self.target_drift.to_dict() if self.target_drift else None,
                 "prediction_drift": self.prediction_drift.to_dict() if self.prediction_drift else None,
                 "metrics": self.performance.to_dict() if self.performance else None,
+                "production": self.production.to_dict() if self.production else None,
                 "reports": dict(self.reports),
                 "report_error": self.report_error,
             }
@@ -259,12 +268,18 @@ def run_monitoring(
     workers: int = 2,
     alerts: AlertConfig | None = None,
     progress: Advance | None = None,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+    production: ProductionCalculator | None = None,
 ) -> MonitoringRun:
     """Compare every window of [start, end) with the reference; store, write and alert as the module says.
 
     `columns` names the feature columns with their tests, the target and prediction columns, and the
     columns a reference file keeps as strings. `progress(done, total)` follows the report rendering, the
     slow part. Reports are rendered when `out_dir` is given, unless `reports` is False.
+
+    Each window also gets the prediction-time view (`production`): the predictions made in it, labelled or
+    not, with the labels known at the run's end; provisional under `min_coverage`. `production` is a
+    calculator already fitted on this reference, for callers that monitor again and again (the replay).
     """
     spec = WindowSpec.parse(window)
     config, target_config, target, prediction = columns.features, columns.targets, columns.target, columns.prediction
@@ -284,7 +299,7 @@ def run_monitoring(
     reference_frame = reference.load(store, string_columns=columns.strings)
     if reference_frame.empty:
         raise MonitoringRunError(f"reference ({reference.describe()}): no rows")
-    _require(reference_frame, columns.monitored, f"reference ({reference.describe()})")
+    require_columns(reference_frame, columns.monitored, f"reference ({reference.describe()})")
     given_start = start or reference.end
     first = None if given_start is None else _utc(given_start)
     labelled = store.predictions(first, end, time_column="label_at")
@@ -295,6 +310,7 @@ def run_monitoring(
     bounds = spec.windows(window_start, window_end)
     if not bounds:
         raise MonitoringRunError(f"no window between {_iso(window_start)} and {_iso(window_end)}")
+    made_all = known_at(store.predictions(bounds[0][0], bounds[-1][1]), bounds[-1][1], target=target)
     timings["load_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -302,16 +318,20 @@ def run_monitoring(
     target_all = DriftCalculator(target_config).fit(reference_frame)
     performance = PerformanceCalculator(target=target, prediction=prediction).fit(reference_frame)
     assert performance.reference is not None
+    if production is None:
+        production = ProductionCalculator(columns, min_coverage=min_coverage).fit(reference_frame)
     windows: list[WindowResult] = []
     jobs: list[tuple[int, ReportJob]] = []
     staging = Path(out_dir) / f".staging-{run_id}" if out_dir is not None else None
     for lo, hi in bounds:
         current = labelled[(labelled["label_at"] >= lo) & (labelled["label_at"] < hi)]
+        made = made_all[(made_all["predicted_at"] >= lo) & (made_all["predicted_at"] < hi)]
+        made_view = production.calculate(made)
         if len(current) < config.min_rows:
             note = f"{len(current)} rows with ground truth in the window, need at least {config.min_rows}"
-            windows.append(WindowResult(lo, hi, INSUFFICIENT, note, len(current), 0))
+            windows.append(WindowResult(lo, hi, INSUFFICIENT, note, len(current), 0, production=made_view))
             continue
-        _require(current, config.columns, f"window {_iso(lo)}..{_iso(hi)}")
+        require_columns(current, config.columns, f"window {_iso(lo)}..{_iso(hi)}")
         if reference_sample == "match" and len(current) < len(reference_frame):
             ref = reference_frame.sample(n=len(current), random_state=seed)
             drift_calc, target_calc = DriftCalculator(config).fit(ref), DriftCalculator(target_config).fit(ref)
@@ -330,6 +350,7 @@ def run_monitoring(
             targets.column(target),
             targets.column(prediction),
             performance.calculate(current),
+            made_view,
         )
         windows.append(result)
         if reports and staging is not None and result.status == "ok":
@@ -398,17 +419,12 @@ def _check_rule_columns(alerts: AlertConfig | None, monitored: Sequence[str]) ->
         )
 
 
-def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise FrameError(f"{what}: missing column(s) {', '.join(missing)}")
-
-
 def _summary(record: dict[str, Any]) -> WindowSummary:
     """What alert rules see of a window, from its record (this run's or a stored one alike)."""
     metrics: dict[str, float | None] = dict.fromkeys(("drift_share", "n_current"))
     metrics.update({k: v for k, v in (record.get("metrics") or {}).items() if k != "segments"})
     metrics["drift_share"], metrics["n_current"] = record["drift_share"], record["n_current"]
+    metrics.update(production_metrics(record.get("production")))
     drifted = {f["column"]: f["drift"] for f in record["features"]}
     for key in ("target_drift", "prediction_drift"):
         if record.get(key):

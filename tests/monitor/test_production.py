@@ -1,0 +1,148 @@
+"""The prediction-time view of a window: predictions made in it (by predicted_at), their label coverage as of the
+run's end, the realized MAE of those labelled, and what alert rules may see of it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from forwardlab.monitor.alerts import parse_alert_config
+from forwardlab.monitor.data import PreparedData
+from forwardlab.monitor.errors import AlertConfigError, MonitoringRunError
+from forwardlab.monitor.house import house_columns
+from forwardlab.monitor.model import PriceModel
+from forwardlab.monitor.production import LabelCoverage, ProductionCalculator, known_at, production_metrics
+from forwardlab.monitor.server import RunningServer
+from forwardlab.monitor.store import Store
+from forwardlab.monitor.windows import ReferenceSource, run_monitoring
+from tests.monitor.conftest import API_KEY, house
+
+REFERENCE = ReferenceSource(end=datetime(2014, 11, 1, tzinfo=UTC))
+
+
+def months_listed(prepared: PreparedData, start: str, end: str) -> pd.DataFrame:
+    listed = prepared.prod["date_listed"]
+    return prepared.prod[(listed >= pd.Timestamp(start)) & (listed < pd.Timestamp(end))]
+
+
+def test_coverage_counts_the_window_s_predictions_labelled_by_the_run_s_end(
+    scored_store: Store, prepared: PreparedData, model: PriceModel
+) -> None:
+    end = datetime(2015, 3, 1, tzinfo=UTC)
+    run = run_monitoring(
+        scored_store, window="month", reference=REFERENCE, columns=house_columns(), start=REFERENCE.end, end=end
+    )
+    as_of = pd.Timestamp(end).tz_localize(None)
+    for window in run.windows:
+        assert window.production is not None
+        lo, hi = pd.Timestamp(window.start).tz_localize(None), pd.Timestamp(window.end).tz_localize(None)
+        listed = months_listed(prepared, str(lo), str(hi))
+        sold = listed[listed["date_sold"] < as_of]
+        coverage = window.production.coverage
+        assert (coverage.n_predictions, coverage.n_labelled) == (len(listed), len(sold))
+        errors = np.abs(model.predict(sold) - sold["price"].to_numpy())
+        assert window.production.realized_mae_usd == pytest.approx(errors.mean(), rel=1e-9)
+    last = run.windows[-1].production
+    assert last is not None and last.coverage.provisional  # the last month's houses are mostly still for sale
+    assert 0 < (last.coverage.label_coverage or 0) < 0.8
+    first = run.windows[0].production
+    assert first is not None and not first.coverage.provisional and first.coverage.label_coverage == 1.0
+
+
+def test_re_monitoring_later_sees_more_labels_and_the_record_says_so(scored_store: Store, tmp_path: Path) -> None:
+    month = {"start": datetime(2015, 2, 1, tzinfo=UTC), "end": datetime(2015, 3, 1, tzinfo=UTC)}
+    early = run_monitoring(scored_store, window="month", reference=REFERENCE, columns=house_columns(), **month)
+    (window,) = early.windows
+    assert window.production is not None and window.production.coverage.provisional
+    later = run_monitoring(
+        scored_store,
+        window="month",
+        reference=REFERENCE,
+        columns=house_columns(),
+        start=month["start"],
+        end=datetime(2015, 5, 1, tzinfo=UTC),
+        out_dir=tmp_path,
+        reports=False,
+    )
+    feb = later.windows[0].record()["production"]
+    assert feb["n_predictions"] == window.production.coverage.n_predictions
+    assert feb["n_labelled"] > window.production.coverage.n_labelled
+    assert feb["provisional"] is False and feb["label_coverage"] >= 0.8
+    assert '"production"' in (tmp_path / "monitoring.json").read_text()
+
+
+def test_known_at_blanks_labels_that_arrived_later_and_leaves_the_frame_alone() -> None:
+    frame = pd.DataFrame(
+        {
+            "label_usd": [1.0, 2.0, np.nan],
+            "label_at": pd.to_datetime(["2015-01-10", "2015-02-10", None], utc=True),
+        }
+    )
+    seen = known_at(frame, pd.Timestamp("2015-02-01", tz="UTC"), target="label_usd")
+    assert seen["label_usd"].isna().tolist() == [False, True, True]
+    assert frame["label_usd"].notna().sum() == 2
+    assert known_at(frame, pd.Timestamp("2016-01-01", tz="UTC"), target="label_usd") is frame
+
+
+def test_coverage_thresholds_and_what_alert_rules_see() -> None:
+    assert LabelCoverage(10, 8, 0.8).provisional is False
+    assert LabelCoverage(10, 7, 0.8).provisional is True
+    assert LabelCoverage(0, 0, 0.8).to_dict()["label_coverage"] is None
+    with pytest.raises(MonitoringRunError, match=r"minimum label coverage 1\.5"):
+        ProductionCalculator(house_columns(), min_coverage=1.5)
+    provisional = {**LabelCoverage(10, 3, 0.8).to_dict(), "realized_mae_usd": 9e5}
+    assert production_metrics(provisional) == {"label_coverage": 0.3, "realized_mae_usd": None}
+    final = {**LabelCoverage(10, 9, 0.8).to_dict(), "realized_mae_usd": 9e5}
+    assert production_metrics(final)["realized_mae_usd"] == 9e5
+    assert production_metrics(None) == {"label_coverage": None, "realized_mae_usd": None}
+
+
+def test_alert_rules_on_coverage_and_on_the_final_realized_mae(scored_store: Store) -> None:
+    rules = parse_alert_config(
+        {
+            "rules": [
+                {"name": "few-labels", "type": "metric", "metric": "label_coverage", "below": 0.8},
+                {"name": "mae-up", "type": "metric", "metric": "realized_mae_usd", "increase_pct": 1},
+            ]
+        }
+    )
+    run = run_monitoring(
+        scored_store,
+        window="month",
+        reference=REFERENCE,
+        columns=house_columns(),
+        start=REFERENCE.end,
+        end=datetime(2015, 3, 1, tzinfo=UTC),
+        alerts=rules,
+    )
+    by_rule: dict[str, set[str]] = {}
+    for alert in run.alerts:
+        by_rule.setdefault(alert.rule, set()).add(f"{alert.window_start:%Y-%m}")
+    provisional = {f"{w.start:%Y-%m}" for w in run.windows if w.production and w.production.coverage.provisional}
+    assert by_rule["few-labels"] == provisional
+    assert not by_rule.get("mae-up", set()) & provisional  # a provisional MAE never fires
+    with pytest.raises(AlertConfigError, match="increase_pct needs a metric the reference has"):
+        parse_alert_config({"rules": [{"name": "x", "type": "metric", "metric": "label_coverage", "increase_pct": 5}]})
+
+
+def test_the_service_stores_a_given_prediction_time_and_refuses_one_in_the_future(
+    service: RunningServer, store: Store
+) -> None:
+    listed = "2015-01-05T00:00:00"
+    with httpx.Client(base_url=service.base_url, headers={"X-API-Key": API_KEY}) as client:
+        made = client.post("/v1/predict", json={"features": house(), "predicted_at": listed})
+        assert made.status_code == 200
+        future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        refused = client.post("/v1/predict", json={"features": house(), "predicted_at": future})
+        assert refused.status_code == 422 and "predicted_at is in the future" in refused.text
+        now = client.post("/v1/predict", json={"features": house()})
+    frame = store.predictions()
+    assert len(frame) == 2
+    assert frame["predicted_at"].iloc[0] == pd.Timestamp(listed, tz="UTC")
+    assert frame["predicted_at"].iloc[1] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=5)
+    assert now.status_code == 200
