@@ -2,7 +2,8 @@
 
 The engine (`windows`, `drift`, `performance`, `reports`) is told its columns (`columns.ColumnRoles`); for the
 price service they are the house features (`features.HOUSE`), the sale price as the target and the predicted
-price, as the store holds them, and zip codes read as strings. `monitor run` and the replay say so here.
+price, as the store holds them, and zip codes read as strings; the segments a window's error is broken down by
+(`segments`). `monitor run` and the replay say so here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from forwardlab.monitor.columns import ColumnRoles
 from forwardlab.monitor.drift.config import DriftConfig
 from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.segments import BandSegments, ColumnSegments, Segments
 from forwardlab.monitor.store import LABEL_COLUMN, PREDICTION_COLUMN
 
 
@@ -28,4 +30,14 @@ def house_columns(
         prediction=PREDICTION_COLUMN,
         target_overrides=target_overrides or {},
         strings=HOUSE.strings,
+    )
+
+
+def house_segments() -> tuple[Segments, ...]:
+    """The price service's segments: the zip code itself (see `segments` for why not a prefix), bands of the
+    predicted price at the reference's quartiles, and the model version (a new model is a new segment)."""
+    return (
+        ColumnSegments("zipcode"),
+        BandSegments(PREDICTION_COLUMN, name="price_band"),
+        ColumnSegments("model_version"),
     )

@@ -15,6 +15,7 @@ own quartiles would move the bands with the market).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -77,7 +78,7 @@ class PerformanceCalculator(Calculator[RegressionMetrics]):
         kept = truth[~np.isnan(truth)]
         if not kept.size:
             raise FrameError(f"reference: column {self.target} has no values")
-        self.edges_usd = tuple(float(q) for q in np.unique(np.quantile(kept, SEGMENT_QUANTILES)))
+        self.edges_usd = band_edges(kept)
         self.reference = self._metrics(reference, "reference")
 
     def _calculate(self, current: pd.DataFrame) -> RegressionMetrics:
@@ -126,7 +127,7 @@ class PerformanceCalculator(Calculator[RegressionMetrics]):
             error = predicted[band == i] - truth[band == i]
             out.append(
                 SegmentError(
-                    segment=_band_name(low, high),
+                    segment=band_name(low, high),
                     low_usd=low,
                     high_usd=high,
                     n=int(error.size),
@@ -137,11 +138,18 @@ class PerformanceCalculator(Calculator[RegressionMetrics]):
         return tuple(out)
 
 
-def _band_name(low: float | None, high: float | None) -> str:
+def band_edges(values: np.ndarray, quantiles: Sequence[float] = SEGMENT_QUANTILES) -> tuple[float, ...]:
+    """The distinct `quantiles` of `values` (finite, non-empty): edges cut once on a reference, so that every
+    window is reported on the same bands (equal quantiles merge, so a lumpy column gives fewer bands)."""
+    return tuple(float(q) for q in np.unique(np.quantile(values, quantiles)))
+
+
+def band_name(low: float | None, high: float | None, unit: str = "USD") -> str:
+    """A band [low, high) as people read it; None is an open end."""
     if low is None and high is None:
         return "all"
     if low is None:
-        return f"< {high:,.0f} USD"
+        return f"< {high:,.0f} {unit}"
     if high is None:
-        return f">= {low:,.0f} USD"
-    return f"{low:,.0f}-{high:,.0f} USD"
+        return f">= {low:,.0f} {unit}"
+    return f"{low:,.0f}-{high:,.0f} {unit}"
