@@ -146,3 +146,35 @@ def test_the_service_stores_a_given_prediction_time_and_refuses_one_in_the_futur
     assert frame["predicted_at"].iloc[0] == pd.Timestamp(listed, tz="UTC")
     assert frame["predicted_at"].iloc[1] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=5)
     assert now.status_code == 200
+
+
+def test_each_window_keeps_its_top_segments_by_error_increase(scored_store: Store, tmp_path: Path) -> None:
+    run = run_monitoring(
+        scored_store,
+        window="month",
+        reference=REFERENCE,
+        columns=house_columns(),
+        start=REFERENCE.end,
+        end=datetime(2015, 2, 1, tzinfo=UTC),
+    )
+    for window in run.windows:
+        rows = window.record()["production"]["segments"]
+        assert 0 < len(rows) <= 10
+        increases = [r["increase_usd"] for r in rows if r["increase_usd"] is not None]
+        assert increases == sorted(increases, reverse=True)
+        assert {r["by"] for r in rows} <= {"zipcode", "price_band", "model_version"}
+    # a reference file has no model_version: that segment is left out rather than failing the run
+    reference = scored_store.predictions(None, REFERENCE.end, time_column="label_at").drop(columns="model_version")
+    path = tmp_path / "reference.parquet"
+    reference.to_parquet(path)
+    from_file = run_monitoring(
+        scored_store,
+        window="month",
+        reference=ReferenceSource(path=path),
+        columns=house_columns(),
+        start=REFERENCE.end,
+        end=datetime(2014, 12, 1, tzinfo=UTC),
+    )
+    (window,) = from_file.windows
+    assert window.production is not None and window.production.segments is not None
+    assert {row.by for row in window.production.segments.rows} == {"zipcode", "price_band"}

@@ -16,6 +16,8 @@ from forwardlab.monitor.errors import FrameError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from forwardlab.monitor.segments import Segments
+
 
 @dataclass(frozen=True)
 class ColumnRoles:
@@ -26,7 +28,9 @@ class ColumnRoles:
     the regression metrics compare them, and each is drift-tested like a numerical feature (`targets`) with
     `target_overrides` (column -> test and/or threshold, as `DriftConfig.overrides`) and the features' minimum
     rows. `strings`: columns kept as strings when a reference is read from a CSV file (identifiers such as
-    zip codes, whose leading zeros matter). A bad target override is a `FrameError` naming it.
+    zip codes, whose leading zeros matter). `segments`: how each window's error is broken down (`segments`);
+    a segment whose column the reference lacks (a file without `model_version`) is left out of that run.
+    A bad target override is a `FrameError` naming it.
     """
 
     features: DriftConfig
@@ -34,6 +38,7 @@ class ColumnRoles:
     prediction: str
     target_overrides: Mapping[str, Any] = field(default_factory=dict)
     strings: tuple[str, ...] = ()
+    segments: tuple[Segments, ...] = ()
     targets: DriftConfig = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -23,13 +23,14 @@ def house_columns(
 ) -> ColumnRoles:
     """The price service's column roles: `features` (default: the nine house features with `DriftConfig`'s
     defaults), the store's label and prediction columns as target and prediction (`target_overrides`: their
-    per-column tests, as `DriftConfig.overrides`), and the house schema's string features."""
+    per-column tests, as `DriftConfig.overrides`), the house schema's string features, and the segments."""
     return ColumnRoles(
         features=features or DriftConfig(numerical=HOUSE.numerical, categorical=HOUSE.categorical),
         target=LABEL_COLUMN,
         prediction=PREDICTION_COLUMN,
         target_overrides=target_overrides or {},
         strings=HOUSE.strings,
+        segments=house_segments(),
     )
 
 

@@ -23,8 +23,10 @@ import pandas as pd
 from forwardlab.monitor.base import Calculator
 from forwardlab.monitor.columns import ColumnRoles, require_columns
 from forwardlab.monitor.errors import MonitoringRunError
+from forwardlab.monitor.segments import SegmentCalculator, SegmentResult
 
 DEFAULT_MIN_COVERAGE = 0.8
+TOP_SEGMENTS = 10  # segments a window's record keeps, by error increase
 # What alert rules can name (`alerts.MetricRule`), from a window's `production` record; the two MAEs compare
 # with the reference's `mae_usd` for `increase_pct`.
 PRODUCTION_METRICS = ("label_coverage", "realized_mae_usd")
@@ -75,9 +77,15 @@ class ProductionResult:
 
     coverage: LabelCoverage
     realized_mae_usd: float | None
+    segments: SegmentResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.coverage.to_dict(), "realized_mae_usd": self.realized_mae_usd}
+        top = self.segments.top(TOP_SEGMENTS) if self.segments else ()
+        return {
+            **self.coverage.to_dict(),
+            "realized_mae_usd": self.realized_mae_usd,
+            "segments": [row.to_dict() for row in top],
+        }
 
 
 class ProductionCalculator(Calculator[ProductionResult]):
@@ -90,9 +98,15 @@ class ProductionCalculator(Calculator[ProductionResult]):
     def __init__(self, columns: ColumnRoles, *, min_coverage: float = DEFAULT_MIN_COVERAGE) -> None:
         self.columns = columns
         self.min_coverage = check_min_coverage(min_coverage)
+        self.segments: SegmentCalculator | None = None
 
     def _fit(self, reference: pd.DataFrame) -> None:
-        require_columns(reference, self.columns.monitored, "reference")
+        columns = self.columns
+        require_columns(reference, columns.monitored, "reference")
+        usable = [s for s in columns.segments if s.column in reference.columns]
+        if usable:
+            self.segments = SegmentCalculator(usable, target=columns.target, prediction=columns.prediction)
+            self.segments.fit(reference)
 
     def _calculate(self, current: pd.DataFrame) -> ProductionResult:
         if current.empty:  # a store frame of no rows has no feature columns either
@@ -102,7 +116,8 @@ class ProductionCalculator(Calculator[ProductionResult]):
         labelled = current[target].notna().to_numpy() if target in current.columns else np.zeros(len(current), bool)
         coverage = LabelCoverage(len(current), int(labelled.sum()), self.min_coverage)
         errors = (current.loc[labelled, prediction] - current.loc[labelled, target]).abs()
-        return ProductionResult(coverage, float(errors.mean()) if len(errors) else None)
+        segments = self.segments.calculate(current) if self.segments else None
+        return ProductionResult(coverage, float(errors.mean()) if len(errors) else None, segments)
 
 
 def production_metrics(record: Mapping[str, Any] | None) -> dict[str, float | None]:
