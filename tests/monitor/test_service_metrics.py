@@ -4,6 +4,7 @@ and only the service's metrics where no run stored anything or the results canno
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from forwardlab.monitor.server import RunningServer, start_server
 from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import ReferenceSource, run_monitoring
+from tests.monitor.conftest import REPO
 from tests.monitor.production_records import production_block, save_with_production
 
 REFERENCE = ReferenceSource(end=datetime(2014, 11, 1, tzinfo=UTC))
@@ -159,6 +161,9 @@ def test_the_production_block_is_exported_when_the_record_has_one(
     assert {name: value(name) for name in expected} == expected
     assert value("mae_usd") == latest["mae_usd"]  # the rest is exported as before
     assert families["forwardlab_monitor_estimated_mae_usd"][0] == "gauge"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rules = readme[readme.index("```yaml\ngroups:") : readme.index("```\n", readme.index("```yaml\ngroups:"))]
+    assert set(re.findall(r"forwardlab_monitor_\w+", rules)) <= set(families)  # the README's alert rules
 
     covered = production_block(latest["mae_usd"], coverage=0.9) | {"estimated_mae_alert": None}
     save_with_production(monitored_store, {latest["window_start"].to_pydatetime(): covered})
