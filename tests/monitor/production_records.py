@@ -18,16 +18,18 @@ from forwardlab.monitor import results
 from forwardlab.monitor.store import Store
 
 
-def production_block(window_mae_usd: float, *, coverage: float, n_predictions: int = 1200) -> dict[str, Any]:
-    """A block in the contract's shape around a window's MAE: estimated a little above it, its band around
-    the reference's level, multivariate values past their thresholds, and twelve segments, largest increase
-    first (as the run lists them)."""
+def production_block(
+    window_mae_usd: float, *, coverage: float, alert: bool = True, tag: str = "", n_predictions: int = 1200
+) -> dict[str, Any]:
+    """A block in the contract's shape around a window's MAE: estimated a little above it, with its band, the
+    multivariate values and their alerts (`alert`: past their thresholds or not), and twelve segments named
+    with `tag`, largest increase first (as the run lists them)."""
     n_labelled = round(n_predictions * coverage)
     estimated = window_mae_usd * 1.15
     segments = [
         {
             "by": "zipcode" if i % 2 else "price band",
-            "segment": f"98{100 + i}" if i % 2 else f"band {i}",
+            "segment": f"{tag}98{100 + i}" if i % 2 else f"{tag}band {i}",
             "n": 40 + i,
             "n_labelled": 10 + i,
             "reference_mae_usd": 60_000.0 + i,
@@ -46,11 +48,11 @@ def production_block(window_mae_usd: float, *, coverage: float, n_predictions: i
         "realized_mae_usd": window_mae_usd * 0.97,
         "estimated_mae_usd": estimated,
         "estimated_mae_lower_usd": estimated * 0.7,
-        "estimated_mae_upper_usd": estimated * 0.95,
-        "estimated_mae_alert": True,
+        "estimated_mae_upper_usd": estimated * (0.95 if alert else 1.3),
+        "estimated_mae_alert": alert,
         "multivariate": {
-            "pca": {"value": 1.83, "lower": 1.2, "upper": 1.6, "alert": True, "n": n_predictions},
-            "domain_classifier": {"value": 0.71, "upper": 0.6, "alert": True, "n": n_predictions},
+            "pca": {"value": 1.83, "lower": 1.2, "upper": 1.6 if alert else 2.0, "alert": alert, "n": n_predictions},
+            "domain_classifier": {"value": 0.71, "upper": 0.6 if alert else 0.8, "alert": alert, "n": n_predictions},
         },
         "segments": segments,
     }
