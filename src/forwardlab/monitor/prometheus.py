@@ -2,12 +2,14 @@
 
 A few counters and histograms kept in plain dicts; every update happens on the event loop thread, so no
 locks are needed. Routes are labelled by their template (`/v1/predict`), never by the raw path, so
-scanning for unknown URLs cannot grow the label set.
+scanning for unknown URLs cannot grow the label set. `Gauges` renders gauges whose labels come from data
+(the monitored columns of `window_gauges`), so it escapes them.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -47,6 +49,43 @@ class Histogram:
         return out
 
 
+@dataclass
+class Gauges:
+    """One gauge family: HELP, TYPE and its samples. A None value is left out rather than exported as 0,
+    so a missing series means "not computed" and a family without samples is not rendered at all."""
+
+    name: str
+    help: str
+    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
+
+    def add(self, value: float | bool | None, **labels: str) -> None:
+        if value is not None:
+            self.samples.append((labels, float(value)))
+
+    def lines(self) -> list[str]:
+        if not self.samples:
+            return []
+        help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
+        out = [f"# HELP {self.name} {help_text}", f"# TYPE {self.name} gauge"]
+        for labels, value in self.samples:
+            pairs = ",".join(f'{k}="{_label_value(v)}"' for k, v in labels.items())
+            out.append(f"{self.name}{{{pairs}}} {_number(value)}" if pairs else f"{self.name} {_number(value)}")
+        return out
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    """Shortest exact text of `value` (it parses back to the same float), in Prometheus' spelling."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
 class ServiceMetrics:
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
@@ -54,6 +93,7 @@ class ServiceMetrics:
         self.predictions_stored = 0
         self.predictions_made = 0
         self.batch_records = Histogram(BATCH_BUCKETS)
+        self.results_read_errors = 0
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests[(method, route, status)] += 1
@@ -87,6 +127,10 @@ class ServiceMetrics:
             "# HELP forwardlab_batch_records Records per model call and store transaction.",
             "# TYPE forwardlab_batch_records histogram",
             *self.batch_records.lines("forwardlab_batch_records", ""),
+            "# HELP forwardlab_monitor_results_read_errors_total Scrapes that could not read the monitoring "
+            "results from the store (its forwardlab_monitor_* gauges were left out).",
+            "# TYPE forwardlab_monitor_results_read_errors_total counter",
+            f"forwardlab_monitor_results_read_errors_total {self.results_read_errors}",
         ]
         return "\n".join(lines) + "\n"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -187,6 +188,56 @@ def latest_run(store: Store, *, window_spec: str | None = None) -> dict[str, Any
     with store.engine.connect() as conn:
         row = conn.execute(query).first()
     return None if row is None else dict(row._mapping)
+
+
+@dataclass(frozen=True)
+class LatestWindow:
+    """The newest window of the newest run's window spec, as stored: what `/metrics` exports.
+
+    `window`: its `monitoring_windows` row (with the `record`); `columns`: its `monitoring_columns` rows;
+    `raised`: the rules that raised an alert on it; `undelivered`: per rule, alerts of any window whose
+    delivery has not succeeded yet.
+    """
+
+    window: dict[str, Any]
+    columns: list[dict[str, Any]]
+    raised: list[str]
+    undelivered: dict[str, int]
+
+
+def latest_window(store: Store) -> LatestWindow | None:
+    """The newest window of the newest run's spec; None when no run stored one (or the tables do not exist).
+
+    Read-only, unlike the loaders above: a Prometheus scrape must not create tables in a store that no
+    monitoring run has used. Four indexed or small queries, cheap enough for every scrape. The spec is the
+    newest run's so that a store monitored by months and by weeks does not flip between the two.
+    """
+    w, c, a, r = windows_table, columns_table, alerts_table, runs_table
+    with store.engine.connect() as conn:
+        if not {t.name for t in results_metadata.sorted_tables} <= set(sa.inspect(conn).get_table_names()):
+            return None
+        spec = sa.select(r.c.window_spec).order_by(r.c.created_at.desc()).limit(1).scalar_subquery()
+        newest = sa.select(w).where(w.c.window_spec == spec).order_by(w.c.window_end.desc(), w.c.window_start.desc())
+        row = conn.execute(newest.limit(1)).first()
+        if row is None:
+            return None
+        window = dict(row._mapping)
+        bounds = (window["window_start"], window["window_end"])
+        columns = conn.execute(
+            sa.select(c).where(c.c.window_start == bounds[0], c.c.window_end == bounds[1]).order_by(c.c.column_name)
+        )
+        raised = conn.execute(
+            sa.select(a.c.rule).where(a.c.window_start == bounds[0], a.c.window_end == bounds[1]).order_by(a.c.rule)
+        )
+        pending = conn.execute(
+            sa.select(a.c.rule, sa.func.count()).where(a.c.delivered_at.is_(None)).group_by(a.c.rule).order_by(a.c.rule)
+        )
+        return LatestWindow(
+            window=window,
+            columns=[dict(x._mapping) for x in columns],
+            raised=list(raised.scalars()),
+            undelivered={rule: int(n) for rule, n in pending},
+        )
 
 
 def load_windows(store: Store) -> pd.DataFrame:

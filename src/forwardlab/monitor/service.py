@@ -3,7 +3,8 @@
 Every prediction is committed to the metrics store before the response that carries its uuid is sent.
 Concurrent requests are micro-batched (`batching.MicroBatcher`): one model call and one transaction
 serve many requests, in a worker thread, so the event loop keeps serving meanwhile. Every `/v1` route
-needs an API key in the `X-API-Key` header; `/healthz`, `/metrics` and the OpenAPI spec do not.
+needs an API key in the `X-API-Key` header; `/healthz`, `/metrics` and the OpenAPI spec do not. `/metrics`
+also exports the latest monitored window stored in the store (`window_gauges`), read in a worker thread.
 
 Keys are resolved by `auth.load_api_keys`: function arguments first, then the `serve` command's flags, then
 the environment (`FORWARDLAB_API_KEYS`, `FORWARDLAB_API_KEYS_FILE`).
@@ -23,6 +24,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.security import APIKeyHeader
 
 from forwardlab import __version__
+from forwardlab.monitor import results, window_gauges
 from forwardlab.monitor.auth import API_KEY_HEADER, key_is_valid, load_api_keys, required_keys
 from forwardlab.monitor.batching import MicroBatcher
 from forwardlab.monitor.dashboard import DASHBOARD_PATH, dashboard_app
@@ -229,7 +231,13 @@ def create_app(
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format 0.0.4).")
     async def prometheus_metrics() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        monitored = ""
+        if store is not None:
+            try:
+                monitored = await run_in_threadpool(_monitored_text, store)
+            except sa.exc.SQLAlchemyError:  # the service's own metrics still matter when the store is down
+                metrics.results_read_errors += 1
+        return PlainTextResponse(metrics.render() + monitored, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     if dashboard is not None:
         app.mount(DASHBOARD_PATH, dashboard)
@@ -259,6 +267,10 @@ def app_from_paths(
     if dashboard_reports is not None and store is not None:
         dashboard = dashboard_app(store, dashboard_reports, api_keys=keys)
     return create_app(model, store, api_keys=keys, close_store=True, dashboard=dashboard)
+
+
+def _monitored_text(store: Store) -> str:
+    return window_gauges.render(results.latest_window(store))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -30,6 +30,7 @@ from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import ReferenceSource, run_monitoring
 from tests.monitor.conftest import API_KEY
+from tests.monitor.production_records import production_block, save_with_production
 from tests.support.browser import ARTIFACTS, open_page
 
 REFERENCE = ReferenceSource(end=datetime(2014, 11, 1, tzinfo=UTC))
@@ -300,6 +301,7 @@ def test_in_a_browser_it_signs_in_draws_and_opens_reports(board: Board) -> None:
         assert page.locator("#alerts tbody tr").count() == 2
         assert page.locator("#windows tbody tr").count() == 2
         assert page.locator("#windows a[data-report]").count() == 6
+        assert page.locator("#production").is_hidden()  # records without a "production" block: as before
 
         link = page.locator("#windows a[data-report=data_drift]").first
         is_report = "response", lambda r: r.url.endswith("/data_drift.html")
@@ -311,6 +313,60 @@ def test_in_a_browser_it_signs_in_draws_and_opens_reports(board: Board) -> None:
         report.wait_for_selector("text=Dataset Drift")
         report.close()
         page.bring_to_front()
+
+
+@pytest.mark.slow
+def test_it_shows_the_predictions_made_per_window(scored_store: Store, tmp_path: Path) -> None:
+    """Windows whose records carry the "production" block: coverage (provisional or not), realized and
+    estimated MAE with its band (in the error chart too), multivariate values with alert marks, and the
+    selected window's top segments."""
+    run_monitoring(scored_store, window="month", reference=REFERENCE, columns=COLUMNS, end=utc("2015-01-01"))
+    stored = results.load_windows(scored_store)
+    november, december = (row for _, row in stored.iterrows())
+    blocks = {
+        november["window_start"].to_pydatetime(): production_block(
+            november["mae_usd"], coverage=0.93, alert=False, tag="nov-"
+        ),
+        december["window_start"].to_pydatetime(): production_block(december["mae_usd"], coverage=0.45, tag="dec-"),
+    }
+    save_with_production(scored_store, blocks)
+    app = standalone_app(str(scored_store.url), tmp_path, api_keys=[API_KEY])
+    with (
+        start_server(app) as server,
+        httpx.Client(base_url=server.base_url, headers={"X-API-Key": API_KEY}, timeout=30) as client,
+        open_page(server.base_url + "/dashboard/", headers={"X-API-Key": API_KEY},
+                  screenshot=ARTIFACTS / "dashboard-production.png") as page,
+    ):  # fmt: skip
+        data = summary(client)
+        for window, block in zip(data["windows"], blocks.values(), strict=True):
+            shown = window["production"]
+            assert shown["segments"] == block["segments"][:10]
+            assert shown["pca"] == block["multivariate"]["pca"]
+            assert shown["domain_classifier"] == block["multivariate"]["domain_classifier"]
+            same = {k: v for k, v in block.items() if k not in ("segments", "multivariate")}
+            assert {k: shown[k] for k in same} == same
+
+        page.wait_for_selector("#chart-error[data-points='2']")
+        drawn = page.evaluate(PAINTED, "chart-error")
+        assert drawn and drawn["painted"] > 1000
+        legend = page.locator("#chart-error .u-legend").inner_text()
+        assert "estimated MAE" in legend and "realized MAE" in legend
+        rows = page.locator("#production-table tbody tr")
+        assert rows.count() == 2  # newest first
+        assert rows.nth(0).locator(".badge").inner_text() == "provisional"
+        assert rows.nth(1).locator(".badge").count() == 0
+        assert rows.nth(0).locator("td").nth(3).inner_text().startswith("45%")
+        assert rows.nth(0).locator("td[data-alert=true] .alert-mark").count() == 3  # estimated MAE, PCA, AUC
+        assert rows.nth(1).locator(".alert-mark").count() == 0
+
+        segments = page.locator("#segments tbody tr")
+        assert segments.count() == 10
+        assert (
+            segments.first.locator("td").nth(1).inner_text()
+            == blocks[december["window_start"]]["segments"][0]["segment"]
+        )
+        page.select_option("#segment-window", data["windows"][0]["label"])
+        assert segments.count() == 10 and segments.first.locator("td").nth(1).inner_text().startswith("nov-")
 
 
 # ------------------------------------------------------------------ after (and during) a replay

@@ -3,7 +3,9 @@
 Everything comes from the stored `monitoring.json` records (`results.stored_records`), the newest run's
 reference metrics and the alerts table, so the page shows exactly what `forwardlab monitor run` saved,
 whichever process saved it. Report links are offered only for files that exist under the reports folder,
-so a store moved away from its reports shows no dead links.
+so a store moved away from its reports shows no dead links. A record's "production" block (the predictions
+made in the window: label coverage, estimated MAE, multivariate drift, segments) is passed on when
+present; older records have none.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from forwardlab.monitor.store import Store
 REPORT_TITLES = {"data_drift": "data drift", "target_drift": "target drift", "regression_performance": "performance"}
 METRICS_SHOWN = ("mae_usd", "rmse_usd", "mape_pct", "mean_error_usd", "r2")
 SEVERITY_CAP = 1000.0  # p-values of 0 are infinitely far past their threshold; JSON has no infinity
+SEGMENTS_SHOWN = 10  # the record lists segments by error increase, largest first
 
 
 class Verdict(BaseModel):
@@ -41,6 +44,55 @@ class ReportLink(BaseModel):
     name: str
     title: str
     url: str  # relative to the dashboard's root
+
+
+class PcaDrift(BaseModel):
+    """Multivariate drift by PCA reconstruction error, with its alert band."""
+
+    value: float | None
+    lower: float | None
+    upper: float | None
+    alert: bool | None
+    n: int
+
+
+class DomainClassifierDrift(BaseModel):
+    """Multivariate drift by a classifier's ROC AUC telling the window from the reference (0.5: alike)."""
+
+    value: float | None
+    upper: float | None
+    alert: bool | None
+    n: int
+
+
+class Segment(BaseModel):
+    by: str
+    segment: str
+    n: int
+    n_labelled: int
+    reference_mae_usd: float | None
+    mae_usd: float | None
+    estimated_mae_usd: float | None
+    increase_usd: float | None
+
+
+class Production(BaseModel):
+    """The predictions made in the window, labelled or not: the record's "production" block, with the first
+    `SEGMENTS_SHOWN` segments."""
+
+    n_predictions: int
+    n_labelled: int
+    label_coverage: float | None
+    min_coverage: float
+    provisional: bool
+    realized_mae_usd: float | None
+    estimated_mae_usd: float | None
+    estimated_mae_lower_usd: float | None
+    estimated_mae_upper_usd: float | None
+    estimated_mae_alert: bool | None
+    pca: PcaDrift | None
+    domain_classifier: DomainClassifierDrift | None
+    segments: list[Segment]
 
 
 class Window(BaseModel):
@@ -62,6 +114,7 @@ class Window(BaseModel):
     metrics: dict[str, float | None]
     reports: list[ReportLink]
     report_error: str | None
+    production: Production | None
 
 
 class HeatMap(BaseModel):
@@ -140,6 +193,21 @@ def _window(record: Mapping[str, Any], reports_dir: Path) -> Window:
         metrics={k: metrics.get(k) for k in METRICS_SHOWN},
         reports=_links(record.get("reports") or {}, reports_dir),
         report_error=record.get("report_error"),
+        production=_production(record.get("production")),
+    )
+
+
+def _production(block: Mapping[str, Any] | None) -> Production | None:
+    if not block:
+        return None
+    multivariate = block.get("multivariate") or {}
+    return Production.model_validate(
+        {
+            **block,
+            "pca": multivariate.get("pca"),
+            "domain_classifier": multivariate.get("domain_classifier"),
+            "segments": (block.get("segments") or [])[:SEGMENTS_SHOWN],
+        }
     )
 
 

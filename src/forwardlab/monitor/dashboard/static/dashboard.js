@@ -4,8 +4,11 @@
   "use strict";
 
   const CHART_HEIGHT = 230;
-  const COLORS = { mae: "#2f6fdf", rmse: "#8e44ad", ref: "#7f8c8d", share: "#e67e22", score: "#16a085", threshold: "#c0392b" };
-  const state = { spec: new URLSearchParams(location.search).get("window"), body: null, charts: {}, timer: null };
+  const COLORS = {
+    mae: "#2f6fdf", rmse: "#8e44ad", ref: "#7f8c8d", share: "#e67e22", score: "#16a085", threshold: "#c0392b",
+    realized: "#27ae60", estimated: "#d35400", band: "rgba(211, 84, 0, 0.12)",
+  };
+  const state = { spec: new URLSearchParams(location.search).get("window"), body: null, charts: {}, timer: null, segmentWindow: null };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, text, attrs) {
@@ -31,6 +34,10 @@
     return a >= 1e6 ? (v / 1e6).toFixed(1) + "M" : a >= 1e3 ? Math.round(v / 1e3) + "k" : String(Math.round(v));
   }
 
+  function pct(v) {
+    return v === null || v === undefined ? "–" : (100 * v).toLocaleString("en-US", { maximumFractionDigits: 1 }) + "%";
+  }
+
   function flag(v) {
     return v === null || v === undefined ? "–" : v ? "yes" : "no";
   }
@@ -43,7 +50,8 @@
 
   // ---------------------------------------------------------------- charts
 
-  function lineChart(id, x, series, valueFormat, axisFormat) {
+  // bands: [upper, lower] index pairs into `series`, filled between (uPlot counts the x series as 0).
+  function lineChart(id, x, series, valueFormat, axisFormat, bands) {
     const box = $(id);
     if (state.charts[id]) state.charts[id].destroy();
     const opts = {
@@ -63,6 +71,7 @@
       ],
       axes: [{}, { size: 64, values: (u, vals) => vals.map(axisFormat) }],
       legend: { live: true },
+      bands: (bands || []).map(([upper, lower]) => ({ series: [upper + 1, lower + 1], fill: COLORS.band })),
     };
     state.charts[id] = new uPlot(opts, [x, ...series.map((s) => s.values)], box);
     box.dataset.points = String(x.length);
@@ -73,11 +82,23 @@
     const x = ok.map((w) => w.start_s);
     const metric = (name) => ok.map((w) => w.metrics[name]);
     const ref = data.reference ? data.reference.metrics.mae_usd : null;
-    lineChart("chart-error", x, [
+    const errors = [
       { label: "MAE", values: metric("mae_usd"), stroke: COLORS.mae },
       { label: "RMSE", values: metric("rmse_usd"), stroke: COLORS.rmse },
       { label: "reference MAE", values: x.map(() => ref), stroke: COLORS.ref, dash: [6, 4] },
-    ], (v) => (v === null ? "–" : num(v) + " USD"), usdAxis);
+    ];
+    const bands = [];
+    if (ok.some((w) => w.production)) {  // records with the "production" block: predictions made in the window
+      const made = (name) => ok.map((w) => (w.production ? w.production[name] : null));
+      errors.push(
+        { label: "realized MAE (made in window)", values: made("realized_mae_usd"), stroke: COLORS.realized },
+        { label: "estimated MAE", values: made("estimated_mae_usd"), stroke: COLORS.estimated },
+        { label: "estimated upper", values: made("estimated_mae_upper_usd"), stroke: COLORS.estimated, dash: [2, 3] },
+        { label: "estimated lower", values: made("estimated_mae_lower_usd"), stroke: COLORS.estimated, dash: [2, 3] },
+      );
+      bands.push([errors.length - 2, errors.length - 1]);
+    }
+    lineChart("chart-error", x, errors, (v) => (v === null ? "–" : num(v) + " USD"), usdAxis, bands);
     lineChart("chart-drift-share", x, [
       { label: "drift share", values: ok.map((w) => w.drift_share), stroke: COLORS.share },
       { label: "dataset drift at", values: ok.map((w) => w.drift_share_threshold), stroke: COLORS.threshold, dash: [6, 4] },
@@ -157,6 +178,62 @@
     }
   }
 
+  function markedCell(text, alert, what) {
+    // A value with a mark when its check raised an alert (`what` names the check in the tooltip).
+    const td = el("td", text, { "data-alert": String(alert === true) });
+    if (alert) {
+      td.append(el("span", "▲", { class: "alert-mark", title: `${what}: alert` }));
+      td.className = "flag-yes";
+    }
+    return td;
+  }
+
+  function renderProduction(data) {
+    const made = [...data.windows].reverse().filter((w) => w.production);
+    $("production").hidden = made.length === 0;
+    const body = $("production-table").tBodies[0];
+    body.replaceChildren();
+    for (const w of made) {
+      const p = w.production;
+      const row = el("tr");
+      const coverage = el("td", pct(p.label_coverage), { title: `minimum ${pct(p.min_coverage)}` });
+      if (p.provisional) coverage.append(el("span", "provisional", { class: "badge" }));
+      const pca = p.pca || {};
+      const domain = p.domain_classifier || {};
+      row.append(el("td", w.label), el("td", num(p.n_predictions)), el("td", num(p.n_labelled)), coverage,
+        el("td", num(p.realized_mae_usd)),
+        markedCell(`${num(p.estimated_mae_usd)} (${num(p.estimated_mae_lower_usd)} – ${num(p.estimated_mae_upper_usd)})`,
+          p.estimated_mae_alert, "estimated MAE"),
+        markedCell(`${sig(pca.value)} (${sig(pca.lower)} – ${sig(pca.upper)})`, pca.alert, "PCA reconstruction error"),
+        markedCell(`${sig(domain.value)} (${sig(domain.upper)})`, domain.alert, "domain classifier"));
+      body.append(row);
+    }
+    renderSegments(made);
+  }
+
+  function renderSegments(made) {
+    // The selected window's segments (default: the newest window with a production block), as the record ranks them.
+    const select = $("segment-window");
+    if (!made.some((w) => w.label === state.segmentWindow)) state.segmentWindow = made.length ? made[0].label : null;
+    select.replaceChildren(...made.map((w) => el("option", w.label, { value: w.label })));
+    if (state.segmentWindow) select.value = state.segmentWindow;
+    const body = $("segments").tBodies[0];
+    body.replaceChildren();
+    const chosen = made.find((w) => w.label === state.segmentWindow);
+    const segments = chosen ? chosen.production.segments : [];
+    if (!segments.length) {
+      const row = el("tr");
+      row.append(el("td", "No segments in this window.", { colspan: "8" }));
+      body.append(row);
+    }
+    for (const s of segments) {
+      const row = el("tr");
+      for (const text of [s.by, s.segment, num(s.n), num(s.n_labelled), num(s.reference_mae_usd), num(s.mae_usd),
+        num(s.estimated_mae_usd), num(s.increase_usd)]) row.append(el("td", text));
+      body.append(row);
+    }
+  }
+
   function renderAlerts(data) {
     const body = $("alerts").tBodies[0];
     body.replaceChildren();
@@ -192,6 +269,7 @@
       : "";
     renderCharts(data);
     renderAlerts(data);
+    renderProduction(data);
     renderHeatmap(data);
     renderWindows(data);
   }
@@ -228,6 +306,10 @@
     history.replaceState(null, "", "?window=" + encodeURIComponent(state.spec));
     state.body = null;
     poll();
+  });
+  $("segment-window").addEventListener("change", (event) => {
+    state.segmentWindow = event.target.value;
+    renderSegments(JSON.parse(state.body).windows.filter((w) => w.production).reverse());
   });
   window.addEventListener("resize", () => {
     for (const [id, chart] of Object.entries(state.charts)) chart.setSize({ width: Math.max($(id).clientWidth, 300), height: CHART_HEIGHT });
