@@ -2,8 +2,9 @@
 
 They follow the published formats exactly (the headers, K400's `is_cc` column, K700's `validate` split, test
 files without labels, alphabetical label maps) but are small and seeded, so the parsing tests run offline.
-Kinetics-400's class names are torchvision's (the same alphabetical list DeepMind publishes); 600 and 700
-use made-up names that sort like the real ones.
+Kinetics-400's class names are the `i3d` entry's (DeepMind's alphabetical label map, which torchvision's
+Kinetics weights also carry), so the stand-in and the real map both match the models' class index; 600 and
+700 use made-up names that sort like the real ones.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from forwardlab.video.data.cli import dataset_app, kinetics_app
 from forwardlab.video.demo import DEMO_PER_CLASS
 from forwardlab.video.errors import VideoDecodeError
 from forwardlab.video.reports import cli as reports_cli
+from forwardlab.video.sampling import SAMPLE_SPEC_HELP
 from forwardlab.video.train_cli import train as train_command
 
 app = typer.Typer(
@@ -29,8 +30,6 @@ app.command("train")(train_command)
 for _name in ("explore", "report", "gallery", "preview"):
     app.command(_name)(getattr(reports_cli, _name))
 console = Console()
-# The rules of forwardlab.video.sampling.make_sampler (not imported here: it loads the decoder's module)
-SAMPLE_HELP = "uniform:N | clip:T@FPS | multiview:KxT@FPS | all@FPS (the whole video)"
 
 
 @app.command()
@@ -88,7 +87,7 @@ def _probe_table(records: list[dict[str, object]]) -> Table:
 @app.command()
 def frames(
     file: Annotated[Path, typer.Argument(help="Video to sample.")],
-    sample: Annotated[str, typer.Option(help=SAMPLE_HELP)] = "uniform:16",
+    sample: Annotated[str, typer.Option(help=SAMPLE_SPEC_HELP)] = "uniform:16",
     size: Annotated[int, typer.Option(help="Resize the short side to this many pixels (in the decoder).")] = 112,
     crop: Annotated[int, typer.Option(help="Centre-crop to CROPxCROP after resizing (0: no crop).")] = 0,
     fast: Annotated[
@@ -215,7 +214,9 @@ def predict(
     model: Annotated[str, typer.Option(help="Registry model name (see `forwardlab video models`).")] = "r2plus1d_18",
     top: Annotated[int, typer.Option(help="How many classes to show per video.")] = 5,
     views: Annotated[str | None, typer.Option(help="KxC: K clips x C crops (default: the model's recipe).")] = None,
-    sample: Annotated[str | None, typer.Option(help=f"Sampling rule instead of the recipe's: {SAMPLE_HELP}.")] = None,
+    sample: Annotated[
+        str | None, typer.Option(help=f"Sampling rule instead of the recipe's: {SAMPLE_SPEC_HELP}.")
+    ] = None,
     weights: Annotated[Path | None, typer.Option(help="Load this weights file instead of the published one.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: one object per video.")] = False,
 ) -> None:
@@ -246,7 +247,9 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Results folder; rerunning with the same settings resumes.")],
     limit: Annotated[int | None, typer.Option(help="Evaluate N clips drawn with --seed.")] = None,
     views: Annotated[str | None, typer.Option(help="KxC: K clips x C crops (default: the model's recipe).")] = None,
-    sample: Annotated[str | None, typer.Option(help=f"Sampling rule instead of the recipe's: {SAMPLE_HELP}.")] = None,
+    sample: Annotated[
+        str | None, typer.Option(help=f"Sampling rule instead of the recipe's: {SAMPLE_SPEC_HELP}.")
+    ] = None,
     batch: Annotated[int, typer.Option(help="Clips per forward pass.")] = 8,
     workers: Annotated[int, typer.Option(help="Decode worker processes.")] = 2,
     engine: Annotated[str, typer.Option(help="local, or ray (Ray Data; --address for a cluster).")] = "local",

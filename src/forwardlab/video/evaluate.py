@@ -311,7 +311,7 @@ def evaluate(
     skips the videos already done and ends with the same outputs an uninterrupted run writes.
     Missing, corrupt and undecodable videos are counted and listed with their reasons, never fatal.
     """
-    from forwardlab.video.models.catalog import get_entry
+    from forwardlab.video.models.catalog import get_entry, load_model
 
     entry = get_entry(model)  # fails first, listing the known names
     recipe, (k, c) = entry.recipe.for_run(sample, views)
@@ -378,8 +378,6 @@ def evaluate(
                     address=address,
                 )
             else:
-                from forwardlab.video.models.catalog import load_model
-
                 loaded = load_model(model, pretrained=pretrained, weights=weights)
                 setup_s = time.perf_counter() - started
                 started = time.perf_counter()
@@ -444,6 +442,8 @@ def _write_outputs(
     timing: dict[str, Any],
     manifest: Manifest,
 ) -> EvalSummary:
+    from forwardlab.video.models.trained import recipe_to_card
+
     classes = entry.classes
     index = {name: i for i, name in enumerate(classes)}
     ok = [r for r in rows if r.status == "ok"]
@@ -477,7 +477,7 @@ def _write_outputs(
     summary = {
         "model": entry.name,
         "weights": config["weights"] or ("published" if config["pretrained"] else "random (pretrained=False)"),
-        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(entry.recipe).items()},
+        "recipe": recipe_to_card(entry.recipe),  # as a trained model's card stores it
         "views": {"temporal": views[0], "spatial": views[1], "per_video": views[0] * views[1]},
         "data": {
             "manifest": config["manifest"],

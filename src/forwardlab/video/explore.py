@@ -127,7 +127,8 @@ class DatasetStats:
 
 
 def common_recipes() -> list[RecipeSpan]:
-    """The distinct clip lengths of the registry's models (importing the registry loads torch, once)."""
+    """The distinct clip lengths of the catalog's models (importing the catalog loads torch and torchvision,
+    once). For a model whose recipe is a whole-video rule (I3D's `all@25`) it is the shortest clip it takes."""
     from forwardlab.video.models.catalog import entries
 
     by_clip: dict[tuple[int, float], list[str]] = defaultdict(list)

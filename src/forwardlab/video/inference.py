@@ -340,17 +340,16 @@ def _ray_decode(batch: dict[str, np.ndarray], *, recipe: Recipe, views: Views) -
 class _RayModel:
     """Ray Data model stage: a callable class, so the model is loaded once per actor.
 
-    The registry entry travels with it (and is registered in the actor), so models registered at run
-    time in the driver (our tiny nets, trained folders) load in the actor too.
+    The registry entry itself travels with it and is built there, not looked up by name, so models
+    registered at run time in the driver (our tiny nets, trained folders, a run's `--sample` recipe)
+    load in the actor too.
     """
 
     def __init__(self, entry: ModelEntry, pretrained: bool, weights: str | None, task: Task[Any], batch: int) -> None:
-        from forwardlab.video.models.catalog import load_model
-        from forwardlab.video.models.registry import register
+        from forwardlab.video.models.registry import build_model
 
-        register(entry)
         device = _device()
-        loaded = load_model(entry.name, pretrained=pretrained, weights=weights)
+        loaded = build_model(entry, pretrained=pretrained, weights=weights)
         self.batcher = _Batcher(loaded.model.to(device), entry.recipe, task, batch, device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from forwardlab.video.io import VideoInfo
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the CLI reads SAMPLE_SPEC_HELP without loading the decoder (PyAV)
     import numpy as np
+
+    from forwardlab.video.io import VideoInfo
 
 Timestamps = list[Fraction]
 
@@ -151,7 +151,8 @@ class Sampler:
         return self.views(info)
 
 
-_Views = Callable[[VideoInfo], list[Timestamps]]
+if TYPE_CHECKING:
+    _Views = Callable[[VideoInfo], list[Timestamps]]
 # name -> (pattern, views from the match and min_frames, the number of views from the match)
 _SPECS: dict[str, tuple[str, Callable[[re.Match[str], int], _Views], Callable[[re.Match[str]], int]]] = {
     "uniform": (

@@ -51,7 +51,7 @@ from forwardlab.video.data.folder import open_dataset
 from forwardlab.video.data.manifest import MANIFEST_NAME, ClipRecord, Manifest
 from forwardlab.video.errors import DatasetError, TrainError
 from forwardlab.video.models.catalog import get_entry
-from forwardlab.video.models.registry import Recipe
+from forwardlab.video.models.registry import ModelEntry, Recipe
 from forwardlab.video.models.trained import CARD_FORMAT, CARD_NAME, CARD_VERSION, MODEL_NAME, recipe_to_card
 from forwardlab.video.training.data import (
     TrainClip,
@@ -153,7 +153,7 @@ def train(
     """
     with _torch_threads(compute_threads(threads, workers)):
         started = time.perf_counter()
-        get_entry(model)  # an unknown name fails first, listing the known ones
+        entry = get_entry(model)  # an unknown name fails first, listing the known ones
         _check_settings(
             epochs=epochs, batch=batch, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, workers=workers
         )
@@ -162,8 +162,8 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
 
         manifest = open_dataset(data, import_into=out, workers=workers)
-        chosen = _choose_data(manifest, model, split, val_split, classes, from_pretrained=from_pretrained)
-        recipe = get_entry(model).recipe
+        chosen = _choose_data(manifest, entry, split, val_split, classes, from_pretrained=from_pretrained)
+        recipe = entry.recipe
         use_flip = flip_allowed(chosen.classes) if flip is None else flip
         use_cache = (
             cache
@@ -318,7 +318,7 @@ def _choose_splits(manifest: Manifest, split: str | None, val_split: str | None)
 
 def _choose_data(
     manifest: Manifest,
-    model: str,
+    entry: ModelEntry,
     split: str | None,
     val_split: str | None,
     classes: Sequence[str] | None,
@@ -333,7 +333,6 @@ def _choose_data(
         raise DatasetError(f"{manifest.path}: the dataset is empty: no labelled, downloaded clips{where} to train on")
     found = sorted({r.label for r in train_rows if r.label})
     if classes is None:
-        entry = get_entry(model)
         classes = entry.classes if from_pretrained and set(found) == set(entry.classes) else found
     classes = tuple(classes)
     if len(classes) < 2:
