@@ -6,16 +6,13 @@ The price service's roles are `house.house_columns()`; another model's caller bu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from forwardlab.monitor.drift.config import DriftConfig, drift_config
-from forwardlab.monitor.errors import FrameError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from forwardlab.monitor.segments import Segments
 
 
@@ -53,10 +50,3 @@ class ColumnRoles:
     def monitored(self) -> tuple[str, ...]:
         """Every drift-tested column: the features, then the target and the prediction."""
         return (*self.features.columns, self.target, self.prediction)
-
-
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    """A `FrameError` naming `what` and every column of `columns` that `frame` lacks."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise FrameError(f"{what}: missing column(s) {', '.join(missing)}")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from forwardlab.monitor.base import Calculator
 from forwardlab.monitor.errors import FrameError
+from forwardlab.monitor.frames import require_columns
 
 SEGMENT_QUANTILES = (0.25, 0.5, 0.75)
 PERFORMANCE_METRICS = ("mae_usd", "rmse_usd", "mape_pct", "mean_error_usd", "r2", "max_abs_error_usd")
@@ -85,9 +86,7 @@ class PerformanceCalculator(Calculator[RegressionMetrics]):
         return self._metrics(current, "current")
 
     def _columns(self, frame: pd.DataFrame, side: str) -> tuple[np.ndarray, np.ndarray]:
-        missing = [c for c in (self.target, self.prediction) if c not in frame.columns]
-        if missing:
-            raise FrameError(f"{side}: missing column(s) {', '.join(missing)}")
+        require_columns(frame, (self.target, self.prediction), side)
         try:
             return (
                 frame[self.target].to_numpy(dtype=np.float64, na_value=np.nan),

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from forwardlab.monitor.base import Calculator
-from forwardlab.monitor.columns import ColumnRoles, require_columns
+from forwardlab.monitor.columns import ColumnRoles
 from forwardlab.monitor.errors import MonitoringRunError
+from forwardlab.monitor.frames import require_columns
 from forwardlab.monitor.segments import SegmentCalculator, SegmentResult
 
 DEFAULT_MIN_COVERAGE = 0.8

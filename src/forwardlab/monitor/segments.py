@@ -41,6 +41,7 @@ import pandas as pd
 
 from forwardlab.monitor.base import Calculator
 from forwardlab.monitor.errors import FrameError
+from forwardlab.monitor.frames import require_columns
 from forwardlab.monitor.performance import SEGMENT_QUANTILES, band_edges, band_name
 
 DEFAULT_MIN_ROWS = 30
@@ -261,9 +262,7 @@ class SegmentCalculator(Calculator[SegmentResult]):
 def _check_columns(frame: pd.DataFrame, columns: Sequence[str], side: str) -> None:
     if not isinstance(frame, pd.DataFrame):
         raise FrameError(f"{side}: a pandas DataFrame is needed, not {type(frame).__name__}")
-    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
-    if missing:
-        raise FrameError(f"{side}: missing column(s) {', '.join(missing)}")
+    require_columns(frame, list(dict.fromkeys(columns)), side)
 
 
 def _numbers(frame: pd.DataFrame, column: str, side: str) -> np.ndarray:

@@ -43,9 +43,10 @@ import pandas as pd
 from forwardlab.fileio import write_text_atomic
 from forwardlab.monitor import results
 from forwardlab.monitor.alerts import Alert, AlertConfig, Delivery, WindowSummary, deliver, evaluate
-from forwardlab.monitor.columns import ColumnRoles, require_columns
+from forwardlab.monitor.columns import ColumnRoles
 from forwardlab.monitor.drift.calculator import INSUFFICIENT, ColumnDrift, DriftCalculator, DriftResult
 from forwardlab.monitor.errors import AlertConfigError, FrameError, MonitoringRunError
+from forwardlab.monitor.frames import require_columns
 from forwardlab.monitor.performance import PERFORMANCE_METRICS, PerformanceCalculator, RegressionMetrics
 from forwardlab.monitor.production import (
     DEFAULT_MIN_COVERAGE,

@@ -22,6 +22,7 @@ from forwardlab.monitor.drift.stats import (
 )
 from forwardlab.monitor.drift.stattests import STATTESTS, StatTest, default_test, listing
 from forwardlab.monitor.errors import FrameError
+from forwardlab.monitor.frames import require_columns
 
 Status = Literal["ok", "insufficient data"]
 INSUFFICIENT: Literal["insufficient data"] = "insufficient data"
@@ -170,9 +171,7 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig)
 
 def _checked_frame(frame: pd.DataFrame, config: DriftConfig, side: str) -> pd.DataFrame:
     """The frame if it has every column and numerical ones hold numbers; else a `FrameError` naming them."""
-    missing = [c for c in config.columns if c not in frame.columns]
-    if missing:
-        raise FrameError(f"{side}: missing column(s) {', '.join(missing)} (it has: {', '.join(map(str, frame))})")
+    require_columns(frame, config.columns, side)
     for column in config.numerical:
         series = frame[column]
         if not _holds_numbers(series) and series.notna().any():
