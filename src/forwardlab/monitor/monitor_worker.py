@@ -36,6 +36,7 @@ from forwardlab.monitor import results
 from forwardlab.monitor.alerts import AlertConfig, parse_alert_config
 from forwardlab.monitor.columns import ColumnRoles
 from forwardlab.monitor.errors import SimulationError
+from forwardlab.monitor.production import ProductionCalculator
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import JSON_FILE, ReferenceSource, run_monitoring
 
@@ -121,6 +122,7 @@ def _worker_start(parent_pid: int, reports: bool) -> None:
 
 _stores: dict[str, Store] = {}
 _references: dict[tuple[Any, pd.Timestamp], pd.DataFrame] = {}  # by (store URL, reference end)
+_productions: dict[tuple[Any, pd.Timestamp], ProductionCalculator] = {}  # fitted on those references
 
 
 class _ReplayReference(ReferenceSource):
@@ -150,10 +152,15 @@ def _monitor_window(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """In a worker: monitor one window; its findings, and the run's monitoring.json document."""
     store = _stores.get(store_url) or _stores.setdefault(store_url, Store(store_url))
+    reference = _ReplayReference(end=reference_end.to_pydatetime())
+    key = (store.url, pd.Timestamp(reference_end))
+    if key not in _productions:  # the label-free estimator's cross-fitting is worth doing once, not monthly
+        frame = reference.load(store, string_columns=columns.strings)
+        _productions[key] = ProductionCalculator(columns).fit(frame)
     run = run_monitoring(
         store,
         window=WINDOW,
-        reference=_ReplayReference(end=reference_end.to_pydatetime()),
+        reference=reference,
         columns=columns,
         start=start.to_pydatetime(),
         end=end.to_pydatetime(),
@@ -161,6 +168,7 @@ def _monitor_window(
         reports=reports,
         workers=1,
         alerts=parse_alert_config(alerts),
+        production=_productions[key],
     )
     (window,) = run.windows
     drift = window.drift
