@@ -226,10 +226,9 @@ class LossEstimator(Calculator[EstimatedPerformance]):
         out = {}
         for column in self.categorical:
             values = frame[column]
-            if pd.api.types.is_numeric_dtype(values.dtype):
-                out[column] = values.astype(np.float64).map(repr, na_action="ignore")
-            else:
-                out[column] = values.map(str, na_action="ignore")
+            text = values.astype(np.float64) if pd.api.types.is_numeric_dtype(values.dtype) else values
+            # NaN, not None, marks a missing value: the encoder would take None for one more category
+            out[column] = text.map(str, na_action="ignore").where(values.notna(), np.nan)
         return pd.DataFrame(out, index=frame.index, dtype=object)
 
     def _design(self, frame: pd.DataFrame, categories: pd.DataFrame) -> np.ndarray:
