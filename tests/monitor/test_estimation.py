@@ -189,8 +189,11 @@ def test_bad_settings_are_frame_errors(stationary: Fitted) -> None:
         LossEstimator(numerical=["a"], categorical=[], prediction="a", target="t")
     with pytest.raises(FrameError, match="at least 2"):
         LossEstimator(numerical=["a"], categorical=[], prediction="p", target="t", folds=1)
-    with pytest.raises(FrameError, match="training data: missing column.*price"):
+    with pytest.raises(FrameError, match=r"training data: missing column.*price"):
         cross_fitted_reference(
-            build_pipeline(), stationary.train.drop(columns=["price"]), features=HOUSE.names, target="price",
+            build_pipeline(),
+            stationary.train.drop(columns=["price"]),
+            features=HOUSE.names,
+            target="price",
             prediction=PREDICTION,
         )

@@ -239,14 +239,15 @@ class LossEstimator(Calculator[EstimatedPerformance]):
         return np.column_stack([codes, *columns])
 
     def _booster(self) -> HistGradientBoostingRegressor:
-        # Poisson loss: a mean (MAE averages errors) that stays positive; small, regularised trees, since a
-        # row's error is mostly noise. Settings chosen on the scenarios' out-of-fold error.
+        # Poisson loss: a mean (MAE averages errors) that stays positive; few small, regularised trees, since a
+        # row's error is mostly noise. Chosen on the no-drift market's out-of-fold error: as good as 150 trees
+        # of 15 leaves, at a third of the time to fit and to predict.
         return HistGradientBoostingRegressor(
             loss="poisson",
-            learning_rate=0.05,
-            max_iter=150,
-            max_leaf_nodes=15,
-            min_samples_leaf=40,
+            learning_rate=0.1,
+            max_iter=60,
+            max_leaf_nodes=8,
+            min_samples_leaf=80,
             l2_regularization=1.0,
             categorical_features=list(range(len(self.categorical))) or None,
             random_state=self.seed,
