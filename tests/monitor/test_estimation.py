@@ -84,9 +84,9 @@ def test_band_holds_the_realized_mae_of_stationary_windows(stationary: Fitted) -
     assert (months["estimated_mae_lower_usd"] < months["estimated_mae_usd"]).all()
     assert (months["estimated_mae_usd"] < months["estimated_mae_upper_usd"]).all()
     assert months["estimated_mae_alert"].sum() <= 1  # a stationary market; the threshold is at 3 standard errors
-    reference_mae = stationary.estimator.reference_mae_usd
-    assert reference_mae is not None
-    assert months["estimated_mae_usd"].mean() == pytest.approx(reference_mae, rel=0.05)
+    reference = stationary.estimator.reference
+    assert reference is not None and reference.n == len(stationary.train)
+    assert months["estimated_mae_usd"].mean() == pytest.approx(reference.mae_usd, rel=0.05)
 
 
 def test_estimate_rises_with_the_realized_mae_after_a_covariate_shift(shifted: Fitted) -> None:
@@ -129,6 +129,7 @@ def test_row_estimates_average_to_the_window_estimate(stationary: Fitted) -> Non
     assert rows.shape == (500,) and np.isnan(rows[:5]).all() and (rows[5:] > 0).all()
     assert result.n == 495 and result.estimated_mae_usd == pytest.approx(np.nanmean(rows), rel=1e-12)
     assert list(result.to_dict()) == list(RECORD_KEYS)
+    assert all(type(v) in (float, bool) for v in result.to_dict().values())  # plain JSON values, not NumPy's
     empty = stationary.estimator.calculate(window.iloc[:0])
     assert empty == EstimatedPerformance(0, None, None, None, None, None)
 

