@@ -347,7 +347,8 @@ def print_tables(summaries: list[Summary], pooled: dict[str, dict[str, float | N
             f"{s.dataset:<26}{s.windows:>4}{number(s.spearman_ours, '>10.2f', 10)}"
             f"{number(s.spearman_nannyml, '>9.2f', 9)}{s.abs_error_ours_usd / 1000:>12.1f}"
             f"{number(theirs_kusd, '>9.1f', 9)}{number(s.band_ours, '>7.0%', 7)}{number(s.band_nannyml, '>9.0%', 9)}"
-            f"{s.seconds['ours']:>8.2f}{number(s.seconds.get('nannyml'), '>9.2f', 9)}{number(ratio, '>7.1f', 7)}x"
+            f"{s.seconds['ours']:>8.2f}{number(s.seconds.get('nannyml'), '>9.2f', 9)}{number(ratio, '>7.1f', 7)}"
+            f"{'x' if ratio is not None else ''}"
         )
     for name, values in pooled.items():
         print(
