@@ -49,6 +49,7 @@ bench: $(STAMP) system-deps
 	$(PY) benchmarks/evaluate.py
 	$(PY) benchmarks/explore.py
 	$(PY) benchmarks/simulate.py
+	$(PY) benchmarks/estimation.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks notebooks
