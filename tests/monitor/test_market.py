@@ -66,6 +66,23 @@ def test_changes_start_at_their_onset_and_touch_only_their_kind(calm: pd.DataFra
     assert not new[~after].any() and new[after].mean() == pytest.approx(0.25, abs=0.03)
 
 
+def test_decoupled_rooms_change_only_room_counts_and_only_their_link_to_size(calm: pd.DataFrame) -> None:
+    onset = pd.Timestamp("2015-03-01")
+    after = (sold(calm) >= onset).to_numpy()
+    decoupled = generate_market([Change("rooms-decoupled", 0.7, onset)], rows_per_month=ROWS, seed=3)
+    rooms = ["bedrooms", "bathrooms"]
+    others = [c for c in RAW_COLUMNS if c not in rooms]
+    pd.testing.assert_frame_equal(decoupled[others], calm[others])  # prices too: rooms are not in the pricing
+    pd.testing.assert_frame_equal(decoupled.loc[~after, rooms], calm.loc[~after, rooms])
+    changed = (decoupled.loc[after, rooms] != calm.loc[after, rooms]).any(axis=1).mean()
+    assert changed > 0.5
+    before = calm.loc[after, "sqft_living"].corr(calm.loc[after, "bedrooms"], method="spearman")
+    then = decoupled.loc[after, "sqft_living"].corr(decoupled.loc[after, "bedrooms"], method="spearman")
+    assert before > 0.7 and then < before - 0.3
+    with pytest.raises(DataError, match=r"rooms decoupled by 1\.5: must be from 0"):
+        generate_market([Change("rooms-decoupled", 1.5, onset)], rows_per_month=ROWS)
+
+
 def test_a_gradual_change_ramps_month_by_month() -> None:
     change = Change("larger-houses", 0.3, pd.Timestamp("2015-03-01"), ramp_months=6)
     days = pd.DatetimeIndex(["2015-02-27", "2015-03-01", "2015-03-30", "2015-05-15", "2015-08-20", "2015-12-01"])

@@ -20,7 +20,12 @@ Changes (`Change`), each with a strength of 0 before its onset, then 1 (sudden) 
 - `larger-houses`: living area (and with it bedrooms, bathrooms, grade) grows by `size` (0.3: +30%); prices
   follow the same pricing, so the model stays right: covariate shift without concept drift;
 - `new-zipcodes`: a share `size` of sales is in zip codes the model never saw (Snohomish County's);
-- `price-inflation`: prices rise by `size` with the houses unchanged: concept drift the features cannot show.
+- `price-inflation`: prices rise by `size` with the houses unchanged: concept drift the features cannot show;
+- `rooms-decoupled`: bedroom and bathroom counts follow living area less closely: they are drawn from a
+  size whose correlation with the house's own falls from 1 by `size` (Gaussian copula: that size has the
+  living area's distribution, so every column keeps its distribution and only how they go together
+  changes). Prices do not depend on room counts, so they are unchanged; a model that reads size partly from
+  room counts loses accuracy all the same. Of the label-free checks, only a multivariate one can see it.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ ZIPCODES = (  # the 70 of the King County file
 # fmt: on
 NEW_ZIPCODES = ("98012", "98021", "98036", "98037", "98087", "98208")  # never in the King County file
 MEDIAN_SQFT, MEDIAN_LOT_SQFT, MEDIAN_PRICE_USD = 1900.0, 7600.0, 450_000.0
-ChangeKind = Literal["larger-houses", "new-zipcodes", "price-inflation"]
+ChangeKind = Literal["larger-houses", "new-zipcodes", "price-inflation", "rooms-decoupled"]
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,20 @@ def generate_market(
     newcomer = len(ZIPCODES) + rng.integers(0, len(NEW_ZIPCODES), size=n)
     zip_index = np.where(rng.random(n) < strength("new-zipcodes"), newcomer, known)
 
-    sqft = np.exp(rng.normal(np.log(MEDIAN_SQFT) + np.log1p(strength("larger-houses")), 0.4))
-    sqft = np.round(np.clip(sqft, 370, 12_000), -1)
-    bedrooms = np.clip(np.round(0.9 + sqft / 800 + rng.normal(0, 0.6, n)), 1, 9)
-    bathrooms = np.clip(np.round((0.3 + sqft / 1000 + rng.normal(0, 0.35, n)) * 4) / 4, 0.75, 6.0)
+    size_z = rng.standard_normal(n)  # the draw behind living area
+    sqft = _living_area(size_z, strength("larger-houses"))
+    # Rooms follow a size draw correlated with the house's own (1 unless `rooms-decoupled`), so their counts
+    # keep their distribution whatever the correlation. Its other part has a seed of its own: the main
+    # stream, and with it every other scenario, stays as it was.
+    decoupled = strength("rooms-decoupled")
+    if decoupled.size and not 0 <= decoupled.min() <= decoupled.max() <= 1:
+        worst = decoupled.max() if decoupled.max() > 1 else decoupled.min()
+        raise DataError(f"rooms decoupled by {worst:g}: must be from 0 (as before) to 1 (independent of size)")
+    coupling = 1 - decoupled
+    other_z = np.random.default_rng(seed + 2).standard_normal(n)
+    rooms_sqft = _living_area(coupling * size_z + np.sqrt(1 - coupling**2) * other_z, strength("larger-houses"))
+    bedrooms = np.clip(np.round(0.9 + rooms_sqft / 800 + rng.normal(0, 0.6, n)), 1, 9)
+    bathrooms = np.clip(np.round((0.3 + rooms_sqft / 1000 + rng.normal(0, 0.35, n)) * 4) / 4, 0.75, 6.0)
     floors = rng.choice([1.0, 1.5, 2.0, 2.5, 3.0], size=n, p=[0.49, 0.09, 0.38, 0.01, 0.03])
     basement = np.where(rng.random(n) < 0.39, np.round(sqft * rng.uniform(0.2, 0.5, n), -1), 0.0)
     lot = np.round(np.clip(np.exp(rng.normal(np.log(MEDIAN_LOT_SQFT), 0.7, n)), 520, 1_600_000))
@@ -155,6 +170,11 @@ def generate_market(
         }
     )
     return frame[RAW_COLUMNS]
+
+
+def _living_area(z: np.ndarray, growth: np.ndarray) -> np.ndarray:
+    """Living area, sqft, from a standard-normal draw: lognormal around the median, grown by `growth`."""
+    return np.round(np.clip(np.exp(np.log(MEDIAN_SQFT) + np.log1p(growth) + 0.4 * z), 370, 12_000), -1)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,14 @@ SCENARIOS: dict[str, Scenario] = {
             (Change("price-inflation", 0.25, ONSET, RAMP_MONTHS),),
             "target drift and MAE up, later",
         ),
+        Scenario(
+            "correlation-change",
+            "bedrooms and bathrooms follow living area less closely: only the joint distribution changes, "
+            "every column's stays",
+            (Change("rooms-decoupled", 0.7, ONSET),),
+            "multivariate drift; per-column tests see nothing (MAE up once labels come: the model reads size "
+            "partly from room counts)",
+        ),
     )
 }
 
