@@ -13,7 +13,9 @@ import pytest
 
 from forwardlab.monitor.alerts import parse_alert_config
 from forwardlab.monitor.data import PreparedData
+from forwardlab.monitor.drift.multivariate import DomainClassifierDrift, ReconstructionDrift
 from forwardlab.monitor.errors import AlertConfigError, MonitoringRunError
+from forwardlab.monitor.estimation import LossEstimator
 from forwardlab.monitor.house import house_columns
 from forwardlab.monitor.model import PriceModel
 from forwardlab.monitor.production import LabelCoverage, ProductionCalculator, known_at, production_metrics
@@ -95,11 +97,23 @@ def test_coverage_thresholds_and_what_alert_rules_see() -> None:
     assert LabelCoverage(0, 0, 0.8).to_dict()["label_coverage"] is None
     with pytest.raises(MonitoringRunError, match=r"minimum label coverage 1\.5"):
         ProductionCalculator(house_columns(), min_coverage=1.5)
-    provisional = {**LabelCoverage(10, 3, 0.8).to_dict(), "realized_mae_usd": 9e5}
-    assert production_metrics(provisional) == {"label_coverage": 0.3, "realized_mae_usd": None}
+    multivariate = {"pca": {"value": 1.5}, "domain_classifier": {"value": 0.61}}
+    provisional = {
+        **LabelCoverage(10, 3, 0.8).to_dict(),
+        "realized_mae_usd": 9e5,
+        "estimated_mae_usd": 8e5,
+        "multivariate": multivariate,
+    }
+    assert production_metrics(provisional) == {
+        "label_coverage": 0.3,
+        "realized_mae_usd": None,
+        "estimated_mae_usd": 8e5,
+        "pca_reconstruction_error": 1.5,
+        "domain_classifier_auc": 0.61,
+    }
     final = {**LabelCoverage(10, 9, 0.8).to_dict(), "realized_mae_usd": 9e5}
     assert production_metrics(final)["realized_mae_usd"] == 9e5
-    assert production_metrics(None) == {"label_coverage": None, "realized_mae_usd": None}
+    assert set(production_metrics(None).values()) == {None}
 
 
 def test_alert_rules_on_coverage_and_on_the_final_realized_mae(scored_store: Store) -> None:
@@ -178,3 +192,36 @@ def test_each_window_keeps_its_top_segments_by_error_increase(scored_store: Stor
     (window,) = from_file.windows
     assert window.production is not None and window.production.segments is not None
     assert {row.by for row in window.production.segments.rows} == {"zipcode", "price_band"}
+
+
+def test_the_window_s_estimate_and_multivariate_drift_are_the_calculators_on_its_predictions(
+    scored_store: Store,
+) -> None:
+    """The run's numbers equal the three calculators fitted on the same reference and applied to the window's
+    predictions read straight from the store, labels blanked as of the run's end."""
+    columns = house_columns()
+    start, end = datetime(2015, 1, 1, tzinfo=UTC), datetime(2015, 2, 1, tzinfo=UTC)
+    run = run_monitoring(scored_store, window="month", reference=REFERENCE, columns=columns, start=start, end=end)
+    (window,) = run.windows
+    assert window.production is not None and window.production.estimated is not None
+    reference = scored_store.predictions(None, REFERENCE.end, time_column="label_at")
+    made = known_at(scored_store.predictions(start, end), end, target=columns.target)
+    features = columns.features
+    estimator = LossEstimator(
+        numerical=features.numerical,
+        categorical=features.categorical,
+        prediction=columns.prediction,
+        target=columns.target,
+    ).fit(reference)
+    assert window.production.estimated == estimator.calculate(made)
+    assert window.production.reconstruction == ReconstructionDrift(
+        features.numerical, features.categorical, min_rows=features.min_rows
+    ).fit(reference).calculate(made)
+    assert window.production.domain_classifier == DomainClassifierDrift(
+        features.numerical, features.categorical, min_rows=features.min_rows
+    ).fit(reference).calculate(made)
+    record = window.record()["production"]
+    assert record["estimated_mae_lower_usd"] <= record["estimated_mae_usd"] <= record["estimated_mae_upper_usd"]
+    assert set(record["multivariate"]) == {"pca", "domain_classifier"}
+    # segments rank by each row's estimated error where labels are missing: estimates are given for every row
+    assert all(row["estimated_mae_usd"] is not None for row in record["segments"])

@@ -12,7 +12,8 @@ Rules live in a TOML file, one `[[rules]]` table each, chosen by `type`:
     type = "metric"
     metric = "mae_usd"              # mae_usd rmse_usd mape_pct mean_error_usd r2 max_abs_error_usd
     increase_pct = 20               #   drift_share n_current, and of the predictions made in the window
-                                    #   (`production`): label_coverage realized_mae_usd;
+                                    #   (`production`): label_coverage realized_mae_usd estimated_mae_usd
+                                    #   pca_reconstruction_error domain_classifier_auc;
                                     #   or `above = X` / `below = X`
 
     [[rules]]

@@ -9,13 +9,18 @@ price, as the store holds them, and zip codes read as strings; the segments a wi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forwardlab.monitor.columns import ColumnRoles
 from forwardlab.monitor.drift.config import DriftConfig
 from forwardlab.monitor.features import HOUSE
 from forwardlab.monitor.segments import BandSegments, ColumnSegments, Segments
 from forwardlab.monitor.store import LABEL_COLUMN, PREDICTION_COLUMN
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forwardlab.monitor.model import PriceModel
 
 
 def house_columns(
@@ -42,3 +47,22 @@ def house_segments() -> tuple[Segments, ...]:
         BandSegments(PREDICTION_COLUMN, name="price_band"),
         ColumnSegments("model_version"),
     )
+
+
+def estimation_reference(model: PriceModel, train: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """What the label-free MAE estimate learns from: the training sales scored out of fold by the price model's
+    pipeline, plus a share scored by models that never saw their zip code (`estimation.cross_fitted_reference`),
+    in the store's column names. Made where the model is trained: the monitor has the store, not the pipeline.
+    """
+    from forwardlab.monitor.estimation import cross_fitted_reference
+
+    scored = cross_fitted_reference(
+        model.pipeline,
+        train,
+        features=HOUSE.names,
+        target=HOUSE.target,
+        prediction=PREDICTION_COLUMN,
+        unknown=("zipcode",),
+        seed=seed,
+    )
+    return scored[[*HOUSE.names, PREDICTION_COLUMN, HOUSE.target]].rename(columns={HOUSE.target: LABEL_COLUMN})

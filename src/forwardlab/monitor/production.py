@@ -22,7 +22,15 @@ import pandas as pd
 
 from forwardlab.monitor.base import Calculator
 from forwardlab.monitor.columns import ColumnRoles
+from forwardlab.monitor.drift.multivariate import (
+    DomainClassifierDrift,
+    DomainClassifierResult,
+    ReconstructionDrift,
+    ReconstructionResult,
+)
 from forwardlab.monitor.errors import MonitoringRunError
+from forwardlab.monitor.estimation import RECORD_KEYS as ESTIMATE_KEYS
+from forwardlab.monitor.estimation import EstimatedPerformance, LossEstimator
 from forwardlab.monitor.frames import require_columns
 from forwardlab.monitor.segments import SegmentCalculator, SegmentResult
 
@@ -30,8 +38,14 @@ DEFAULT_MIN_COVERAGE = 0.8
 TOP_SEGMENTS = 10  # segments a window's record keeps, by error increase
 # What alert rules can name (`alerts.MetricRule`), from a window's `production` record; the two MAEs compare
 # with the reference's `mae_usd` for `increase_pct`.
-PRODUCTION_METRICS = ("label_coverage", "realized_mae_usd")
-COMPARED_WITH_REFERENCE = {"realized_mae_usd": "mae_usd"}
+PRODUCTION_METRICS = (
+    "label_coverage",
+    "realized_mae_usd",
+    "estimated_mae_usd",
+    "pca_reconstruction_error",
+    "domain_classifier_auc",
+)
+COMPARED_WITH_REFERENCE = {"realized_mae_usd": "mae_usd", "estimated_mae_usd": "mae_usd"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,9 @@ class ProductionResult:
 
     coverage: LabelCoverage
     realized_mae_usd: float | None
+    estimated: EstimatedPerformance | None = None
+    reconstruction: ReconstructionResult | None = None
+    domain_classifier: DomainClassifierResult | None = None
     segments: SegmentResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +102,11 @@ class ProductionResult:
         return {
             **self.coverage.to_dict(),
             "realized_mae_usd": self.realized_mae_usd,
+            **(self.estimated.to_dict() if self.estimated else dict.fromkeys(ESTIMATE_KEYS)),
+            "multivariate": {
+                "pca": self.reconstruction.to_dict() if self.reconstruction else None,
+                "domain_classifier": self.domain_classifier.to_dict() if self.domain_classifier else None,
+            },
             "segments": [row.to_dict() for row in top],
         }
 
@@ -93,17 +115,45 @@ class ProductionCalculator(Calculator[ProductionResult]):
     """The prediction-time view of windows, fitted once on the reference (the training predictions).
 
     `calculate` takes the predictions made in a window as the store holds them (`known_at` first, to see
-    them as they were at some time), labelled or not.
+    them as they were at some time), labelled or not. The label-free estimate of the MAE (`estimation`) is
+    learned from `estimation_reference` when given (out-of-fold scored training rows: see
+    `estimation.cross_fitted_reference`, and `house.estimation_reference` for the price model), else from the
+    reference itself, whose in-sample errors make it a little optimistic. Multivariate drift
+    (`drift.multivariate`) compares the window's features with the reference's; segments (`segments`) break
+    the window's error down, with each row's estimated error standing in where labels are missing.
     """
 
-    def __init__(self, columns: ColumnRoles, *, min_coverage: float = DEFAULT_MIN_COVERAGE) -> None:
+    def __init__(
+        self,
+        columns: ColumnRoles,
+        *,
+        min_coverage: float = DEFAULT_MIN_COVERAGE,
+        estimation_reference: pd.DataFrame | None = None,
+        seed: int = 0,
+    ) -> None:
         self.columns = columns
         self.min_coverage = check_min_coverage(min_coverage)
+        self.estimation_reference = estimation_reference
+        features = columns.features
+        self.estimator = LossEstimator(
+            numerical=features.numerical,
+            categorical=features.categorical,
+            prediction=columns.prediction,
+            target=columns.target,
+            seed=seed,
+        )
+        self.reconstruction = ReconstructionDrift(features.numerical, features.categorical, min_rows=features.min_rows)
+        self.domain_classifier = DomainClassifierDrift(
+            features.numerical, features.categorical, seed=seed, min_rows=features.min_rows
+        )
         self.segments: SegmentCalculator | None = None
 
     def _fit(self, reference: pd.DataFrame) -> None:
         columns = self.columns
         require_columns(reference, columns.monitored, "reference")
+        self.estimator.fit(reference if self.estimation_reference is None else self.estimation_reference)
+        self.reconstruction.fit(reference)
+        self.domain_classifier.fit(reference)
         usable = [s for s in columns.segments if s.column in reference.columns]
         if usable:
             self.segments = SegmentCalculator(usable, target=columns.target, prediction=columns.prediction)
@@ -117,8 +167,15 @@ class ProductionCalculator(Calculator[ProductionResult]):
         labelled = current[target].notna().to_numpy() if target in current.columns else np.zeros(len(current), bool)
         coverage = LabelCoverage(len(current), int(labelled.sum()), self.min_coverage)
         errors = (current.loc[labelled, prediction] - current.loc[labelled, target]).abs()
-        segments = self.segments.calculate(current) if self.segments else None
-        return ProductionResult(coverage, float(errors.mean()) if len(errors) else None, segments)
+        segments = self.segments.calculate(current, self.estimator.row_estimates(current)) if self.segments else None
+        return ProductionResult(
+            coverage,
+            float(errors.mean()) if len(errors) else None,
+            self.estimator.calculate(current),
+            self.reconstruction.calculate(current),
+            self.domain_classifier.calculate(current),
+            segments,
+        )
 
 
 def production_metrics(record: Mapping[str, Any] | None) -> dict[str, float | None]:
@@ -128,7 +185,10 @@ def production_metrics(record: Mapping[str, Any] | None) -> dict[str, float | No
     and a rule that fired on them would fire on noise.
     """
     record = record or {}
+    multivariate = record.get("multivariate") or {}
     values = {name: record.get(name) for name in PRODUCTION_METRICS}
+    values["pca_reconstruction_error"] = (multivariate.get("pca") or {}).get("value")
+    values["domain_classifier_auc"] = (multivariate.get("domain_classifier") or {}).get("value")
     if record.get("provisional", True):
         values["realized_mae_usd"] = None
     return values
