@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from forwardlab.monitor.detection import Detection
     from forwardlab.monitor.drift.calculator import DriftResult
     from forwardlab.monitor.drift.config import DriftConfig
+    from forwardlab.monitor.drift.multivariate import DomainClassifierResult, ReconstructionResult
+    from forwardlab.monitor.estimation import EstimatedPerformance
     from forwardlab.monitor.simulation import MonthResult, SimulationResult
     from forwardlab.monitor.windows import MonitoringRun
 
@@ -76,11 +78,14 @@ def train(
 ) -> None:
     """Train the price model (Ridge on log10 price; alpha by 5-fold CV on MAE) and save it versioned.
 
-    Prints the metadata (version, best alpha, CV MAE, training window, data hash) as JSON.
+    Prints the metadata (version, best alpha, CV MAE, training window, data hash) as JSON. Also writes
+    OUT/VERSION/estimation_reference.parquet: the training rows scored out of fold, what `monitor run
+    --estimation-reference` learns the label-free MAE estimate from.
 
     Example: forwardlab monitor train --data-dir data/monitor --out models/price
     """
     from forwardlab.monitor.data import read_split
+    from forwardlab.monitor.house import save_estimation_reference
     from forwardlab.monitor.model import save_model
     from forwardlab.monitor.model import train as train_model
 
@@ -88,6 +93,8 @@ def train(
     with err.status(f"grid search over {len(frame)} rows (9 alphas x 5 folds)"):
         model = train_model(frame, n_jobs=n_jobs)
     folder = save_model(model, out)
+    with err.status("scoring the training rows out of fold for the label-free MAE estimate"):
+        save_estimation_reference(model, frame, folder)
     typer.echo(json.dumps(asdict(model.metadata), indent=2))
     err.print(f"model {model.version}: CV MAE {model.metadata.cv_mae_usd:,.0f} USD -> [bold]{folder}[/]")
 
@@ -267,6 +274,13 @@ def run_command(
         str | None, typer.Option(help="POST alerts here (overrides the rules file's).", envvar="FORWARDLAB_WEBHOOK_URL")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the reference samples (--reference-sample match).")] = 42,
+    estimation_reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="Training rows scored out of fold (`monitor train` writes MODEL/VERSION/estimation_reference"
+            ".parquet): what the label-free MAE estimate learns from. Default: the reference (a little optimistic)."
+        ),
+    ] = None,
     min_coverage: Annotated[
         float,
         typer.Option(
@@ -278,7 +292,10 @@ def run_command(
     """Per window, compare production (predictions whose ground truth arrived in it) with the reference.
 
     Each window also looks at the predictions MADE in it, labelled or not: label coverage (the realized MAE is
-    provisional under --min-coverage) and the realized MAE of those labelled so far.
+    provisional under --min-coverage), the realized MAE of those labelled so far, the MAE estimated without
+    labels (with a 95% band and an alert above the reference's range), multivariate drift (PCA reconstruction
+    error, domain-classifier AUC) and the segments (zip code, predicted-price band, model version) whose
+    error grew most.
 
     Writes OUT/monitoring.json (one record per window: counts, per-feature test/score/threshold/drift, drift
     share, dataset/target/prediction drift, regression metrics in USD), OUT/reports/START_END/ (Evidently's data
@@ -290,8 +307,9 @@ def run_command(
     from forwardlab.monitor.alerts import load_alert_config, parse_alert_config
     from forwardlab.monitor.features import HOUSE
     from forwardlab.monitor.house import house_columns
+    from forwardlab.monitor.production import ProductionCalculator
     from forwardlab.monitor.store import LABEL_COLUMN, PREDICTION_COLUMN, Store
-    from forwardlab.monitor.windows import ReferenceSource, run_monitoring
+    from forwardlab.monitor.windows import ReferenceSource, read_frame, run_monitoring
 
     tests, thresholds = _pairs(test, "--test"), _pairs(threshold, "--threshold")
     targets = (LABEL_COLUMN, PREDICTION_COLUMN)
@@ -307,6 +325,13 @@ def run_command(
         raw["webhook"] = (raw.get("webhook") or {}) | {"url": webhook_url}
         rules = parse_alert_config(raw, source="--webhook-url")
     source = ReferenceSource(path=reference, start=reference_start, end=reference_end)
+    production = ProductionCalculator(
+        columns,
+        min_coverage=min_coverage,
+        estimation_reference=read_frame(estimation_reference, string_columns=columns.strings)
+        if estimation_reference
+        else None,
+    )
     with Store(store) as opened, _progress_when_needed("Evidently reports") as advance:
         run = run_monitoring(
             opened,
@@ -322,7 +347,7 @@ def run_command(
             workers=workers,
             alerts=rules,
             progress=advance,
-            min_coverage=min_coverage,
+            production=production,
         )
     if json_out:
         typer.echo(json.dumps(run.to_json(), indent=2))
@@ -600,7 +625,10 @@ def _print_run(run: MonitoringRun) -> None:
 
 def _print_production(run: MonitoringRun) -> None:
     """The predictions made in each window: how many are labelled, and their realized MAE so far."""
-    table = Table("predicted in", "predictions", "labelled", "realized MAE USD", box=box.SIMPLE_HEAD)
+    table = Table(
+        "predicted in", "predictions", "labelled", "realized MAE USD", "estimated MAE USD (95%)", "PCA error",
+        "domain AUC", "top segment", box=box.SIMPLE_HEAD,
+    )  # fmt: skip
     for w in run.windows:
         p = w.production
         if p is None:
@@ -608,13 +636,31 @@ def _print_production(run: MonitoringRun) -> None:
         share = p.coverage.label_coverage
         labelled = "-" if share is None else f"{p.coverage.n_labelled} ({share:.0%})"
         mae = "-" if p.realized_mae_usd is None else f"{p.realized_mae_usd:,.0f}"
+        top = p.segments.top(1) if p.segments else ()
         table.add_row(
             f"{w.start:%Y-%m-%d}..{w.end:%Y-%m-%d}",
             str(p.coverage.n_predictions),
             labelled,
             f"{mae} [yellow]provisional[/]" if p.coverage.provisional and p.realized_mae_usd is not None else mae,
+            _estimate(p.estimated),
+            _alerting(p.reconstruction),
+            _alerting(p.domain_classifier),
+            f"{top[0].by} {top[0].segment} +{top[0].increase_usd:,.0f}" if top and top[0].increase_usd else "-",
         )
     out.print(table)
+
+
+def _estimate(e: EstimatedPerformance | None) -> str:
+    if e is None or e.estimated_mae_usd is None:
+        return "-"
+    text = f"{e.estimated_mae_usd:,.0f} ({e.estimated_mae_lower_usd or 0:,.0f}-{e.estimated_mae_upper_usd or 0:,.0f})"
+    return f"[red]{text}[/]" if e.estimated_mae_alert else text
+
+
+def _alerting(result: ReconstructionResult | DomainClassifierResult | None) -> str:
+    if result is None or result.value is None:
+        return "-"
+    return f"[red]{result.value:.3g}[/]" if result.alert else f"{result.value:.3g}"
 
 
 def _num(value: float | None) -> str:
@@ -627,11 +673,15 @@ def _flag(value: bool | None) -> str:
 
 def _month_line(m: MonthResult) -> str:
     mae = "-" if m.mae_usd is None else f"{m.mae_usd:,.0f}"
+    estimated = "-" if m.estimated_mae_usd is None else f"{m.estimated_mae_usd:,.0f}"
+    if m.estimated_mae_alert:
+        estimated = f"[red]{estimated}[/]"
     drifted = ", ".join(m.drifted_features) or "-"
     alerts = f"  [red]alerts: {', '.join(m.alerts)}[/]" if m.alerts else ""
     status = "" if m.status == "ok" else f"  ({m.status})"
     return (
-        f"{m.start[:7]}  listed {m.listed:>5}  sold {m.sold:>5}  MAE {mae:>8} USD  drifted: {drifted}{alerts}{status}"
+        f"{m.start[:7]}  listed {m.listed:>5}  sold {m.sold:>5}  MAE {mae:>8} USD  "
+        f"est. MAE of the listed {estimated:>8} USD  drifted: {drifted}{alerts}{status}"
     )
 
 

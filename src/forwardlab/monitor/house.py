@@ -9,13 +9,17 @@ price, as the store holds them, and zip codes read as strings; the segments a wi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forwardlab.fileio import atomic_path
 from forwardlab.monitor.columns import ColumnRoles
 from forwardlab.monitor.drift.config import DriftConfig
 from forwardlab.monitor.features import HOUSE
 from forwardlab.monitor.segments import BandSegments, ColumnSegments, Segments
 from forwardlab.monitor.store import LABEL_COLUMN, PREDICTION_COLUMN
+
+ESTIMATION_REFERENCE_FILE = "estimation_reference.parquet"  # beside the model it was scored by
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,3 +70,11 @@ def estimation_reference(model: PriceModel, train: pd.DataFrame, *, seed: int = 
         seed=seed,
     )
     return scored[[*HOUSE.names, PREDICTION_COLUMN, HOUSE.target]].rename(columns={HOUSE.target: LABEL_COLUMN})
+
+
+def save_estimation_reference(model: PriceModel, train: pd.DataFrame, folder: str | Path) -> Path:
+    """`estimation_reference` written into the model's folder (`monitor run --estimation-reference`)."""
+    path = Path(folder) / ESTIMATION_REFERENCE_FILE
+    with atomic_path(path) as tmp:
+        estimation_reference(model, train).to_parquet(tmp, index=False)
+    return path

@@ -38,7 +38,7 @@ from forwardlab.monitor.columns import ColumnRoles
 from forwardlab.monitor.errors import SimulationError
 from forwardlab.monitor.production import ProductionCalculator
 from forwardlab.monitor.store import Store
-from forwardlab.monitor.windows import JSON_FILE, ReferenceSource, run_monitoring
+from forwardlab.monitor.windows import JSON_FILE, ReferenceSource, read_frame, run_monitoring
 
 Key = TypeVar("Key")
 WINDOW = "month"
@@ -63,11 +63,15 @@ class MonthlyMonitor(Generic[Key]):
         )
         self._job = (store_url, str(out), _utc(reference_end), reports, alerts.model_dump(mode="json"), columns)
         self._pending: deque[tuple[Key, Future[tuple[dict[str, Any], dict[str, Any]]]]] = deque()
+        # What the label-free MAE estimate learns from (a file of out-of-fold scored training rows), once the
+        # model is trained; without it, from the reference.
+        self.estimation_reference: Path | None = None
         self._pool.submit(time.sleep, 0)  # start the worker now: it imports Evidently while the model trains
 
     def submit(self, key: Key, start: pd.Timestamp, end: pd.Timestamp) -> None:
         """Monitor the window [start, end) (naive times are UTC); `key` comes back with its findings."""
-        self._pending.append((key, self._pool.submit(_monitor_window, _utc(start), _utc(end), *self._job)))
+        job = (*self._job, self.estimation_reference)
+        self._pending.append((key, self._pool.submit(_monitor_window, _utc(start), _utc(end), *job)))
 
     def finished(self, store: Store, *, wait: bool = False) -> Iterator[tuple[Key, dict[str, Any]]]:
         """(key, findings) of the months monitored so far, in order (with `wait`: of every month submitted).
@@ -149,6 +153,7 @@ def _monitor_window(
     reports: bool,
     alerts: dict[str, Any],
     columns: ColumnRoles,
+    estimation_reference: Path | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """In a worker: monitor one window; its findings, and the run's monitoring.json document."""
     store = _stores.get(store_url) or _stores.setdefault(store_url, Store(store_url))
@@ -156,7 +161,8 @@ def _monitor_window(
     key = (store.url, pd.Timestamp(reference_end))
     if key not in _productions:  # the label-free estimator's cross-fitting is worth doing once, not monthly
         frame = reference.load(store, string_columns=columns.strings)
-        _productions[key] = ProductionCalculator(columns).fit(frame)
+        learned = read_frame(estimation_reference, string_columns=columns.strings) if estimation_reference else None
+        _productions[key] = ProductionCalculator(columns, estimation_reference=learned).fit(frame)
     run = run_monitoring(
         store,
         window=WINDOW,
@@ -171,7 +177,7 @@ def _monitor_window(
         production=_productions[key],
     )
     (window,) = run.windows
-    drift = window.drift
+    drift, made = window.drift, window.production
     found = {
         "status": window.status,
         "n_current": window.n_current,
@@ -180,6 +186,9 @@ def _monitor_window(
         "drifted_features": [c.column for c in drift.columns if c.drift] if drift else [],
         "target_drift": window.target_drift.drift if window.target_drift else None,
         "alerts": sorted(a.rule for a in run.alerts),
+        "label_coverage": made.coverage.label_coverage if made else None,
+        "estimated_mae_usd": made.estimated.estimated_mae_usd if made and made.estimated else None,
+        "estimated_mae_alert": made.estimated.estimated_mae_alert if made and made.estimated else None,
     }
     return found, run.to_json()
 

@@ -51,8 +51,8 @@ from forwardlab.monitor.data import PreparedData, fetch_raw, load_raw, prepare, 
 from forwardlab.monitor.drift.config import DriftConfig, drift_config
 from forwardlab.monitor.errors import ModelError, SimulationError
 from forwardlab.monitor.features import HOUSE
-from forwardlab.monitor.house import house_columns
-from forwardlab.monitor.model import PriceModel, data_sha256, load_model, save_model, train
+from forwardlab.monitor.house import ESTIMATION_REFERENCE_FILE, house_columns, save_estimation_reference
+from forwardlab.monitor.model import PriceModel, data_sha256, load_model, resolve_model_dir, save_model, train
 from forwardlab.monitor.monitor_worker import MonthlyMonitor
 from forwardlab.monitor.scenarios import SCENARIOS, SYNTHETIC, get_scenario, is_scenario
 from forwardlab.monitor.schemas import MAX_BATCH_RECORDS
@@ -98,6 +98,10 @@ class MonthResult:
     drifted_features: list[str]
     target_drift: bool | None
     alerts: list[str]
+    # of the houses listed in the month (predictions made in it), as known at the month's end:
+    label_coverage: float | None = None
+    estimated_mae_usd: float | None = None
+    estimated_mae_alert: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +216,7 @@ def simulate(
         todo = plan[len(done) : max_months]
         try:
             clock = time.perf_counter()
-            model = _trained_model(prepared, out / MODEL_DIR)
+            model, monitor.estimation_reference = _trained_model(prepared, out / MODEL_DIR)
             timings["train_s"] = time.perf_counter() - clock
             with _service(model, store_url, out, api_keys, batch_size, concurrency) as (store, client, url):
                 if on_serving:
@@ -432,18 +436,22 @@ def _write_data(out: Path, source: Source, prepared: PreparedData) -> None:
             source.raw.to_csv(tmp, index=False)
 
 
-def _trained_model(prepared: PreparedData, folder: Path) -> PriceModel:
-    """The model of an earlier run on the same training rows, or a newly trained (and saved) one."""
+def _trained_model(prepared: PreparedData, folder: Path) -> tuple[PriceModel, Path]:
+    """The model of an earlier run on the same training rows, or a newly trained (and saved) one, and its
+    estimation reference (the training rows scored out of fold: what the label-free MAE estimate learns)."""
     if folder.is_dir():
         try:
             model = load_model(folder)
         except ModelError:
             model = None
         if model is not None and model.metadata.data_sha256 == data_sha256(prepared.train):
-            return model
+            saved = resolve_model_dir(folder) / ESTIMATION_REFERENCE_FILE
+            if saved.is_file():
+                return model, saved
+            return model, save_estimation_reference(model, prepared.train, resolve_model_dir(folder))
     model = train(prepared.train)
-    save_model(model, folder)
-    return model
+    version_dir = save_model(model, folder)
+    return model, save_estimation_reference(model, prepared.train, version_dir)
 
 
 def _sample(frame: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
