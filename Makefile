@@ -49,7 +49,9 @@ bench: $(STAMP) system-deps
 	$(PY) benchmarks/evaluate.py
 	$(PY) benchmarks/explore.py
 	$(PY) benchmarks/simulate.py
+	-$(PY) -m pip install -q nannyml statsmodels  # the peer the next two compare with, where it installs
 	$(PY) benchmarks/estimation.py
+	$(PY) benchmarks/multivariate.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks notebooks

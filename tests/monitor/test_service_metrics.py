@@ -27,7 +27,6 @@ from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import ReferenceSource, run_monitoring
 from tests.monitor.conftest import REPO
-from tests.monitor.production_records import production_block, save_with_production
 
 REFERENCE = ReferenceSource(end=datetime(2014, 11, 1, tzinfo=UTC))
 # p-value tests on a feature of each kind and on the target, distances (the defaults at this size) elsewhere
@@ -116,7 +115,6 @@ def test_metrics_export_the_latest_window_as_stored(served: RunningServer, monit
 
     assert value("alert_raised", rule="busy-window") == 1
     assert value("alerts_undelivered", rule="busy-window") == 2  # no webhook: both windows' alerts wait
-    assert not any(name.startswith(("forwardlab_monitor_estimated", "forwardlab_monitor_label")) for name, _ in samples)
 
     for name, (kind, help_text) in families.items():
         if name.startswith("forwardlab_monitor_") and "read_errors" not in name:
@@ -126,50 +124,42 @@ def test_metrics_export_the_latest_window_as_stored(served: RunningServer, monit
     assert samples[("forwardlab_predictions_total", frozenset())] == 0  # the service's own metrics stay
 
 
-def test_the_production_block_is_exported_when_the_record_has_one(
+def test_the_prediction_time_view_is_exported_as_the_run_stored_it(
     served: RunningServer, monitored_store: Store
 ) -> None:
-    windows = results.load_windows(monitored_store)
-    latest = windows.iloc[-1]
-    block = production_block(latest["mae_usd"], coverage=0.45)
-    save_with_production(monitored_store, {latest["window_start"].to_pydatetime(): block})
+    block = results.stored_records(monitored_store)[-1]["production"]
     samples, families = scrape(served)
-
-    def value(name: str) -> float:
-        return samples[(f"forwardlab_monitor_{name}", frozenset())]
-
     pca, domain = block["multivariate"]["pca"], block["multivariate"]["domain_classifier"]
-    expected = {
+    stored = {
         "window_predictions": block["n_predictions"],
         "window_labelled_predictions": block["n_labelled"],
         "label_coverage_ratio": block["label_coverage"],
         "label_coverage_min_ratio": block["min_coverage"],
-        "provisional": 1.0,
+        "provisional": block["provisional"],
         "realized_mae_usd": block["realized_mae_usd"],
         "estimated_mae_usd": block["estimated_mae_usd"],
         "estimated_mae_lower_usd": block["estimated_mae_lower_usd"],
         "estimated_mae_upper_usd": block["estimated_mae_upper_usd"],
-        "estimated_mae_alert": 1.0,
+        "estimated_mae_alert": block["estimated_mae_alert"],
         "pca_reconstruction_error": pca["value"],
         "pca_reconstruction_error_lower": pca["lower"],
         "pca_reconstruction_error_upper": pca["upper"],
-        "pca_reconstruction_error_alert": 1.0,
+        "pca_reconstruction_error_alert": pca["alert"],
         "domain_classifier_auc": domain["value"],
         "domain_classifier_auc_upper": domain["upper"],
-        "domain_classifier_alert": 1.0,
+        "domain_classifier_alert": domain["alert"],
     }
-    assert {name: value(name) for name in expected} == expected
-    assert value("mae_usd") == latest["mae_usd"]  # the rest is exported as before
-    assert families["forwardlab_monitor_estimated_mae_usd"][0] == "gauge"
+    assert block["n_predictions"] > 0 and block["estimated_mae_usd"] is not None
+    for name, value in stored.items():
+        key = (f"forwardlab_monitor_{name}", frozenset())
+        if value is None:
+            assert key not in samples, name  # not computed: left out, not exported as 0
+        else:
+            assert samples[key] == float(value), name
+            assert families[key[0]][0] == "gauge"
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     rules = readme[readme.index("```yaml\ngroups:") : readme.index("```\n", readme.index("```yaml\ngroups:"))]
     assert set(re.findall(r"forwardlab_monitor_\w+", rules)) <= set(families)  # the README's alert rules
-
-    covered = production_block(latest["mae_usd"], coverage=0.9) | {"estimated_mae_alert": None}
-    save_with_production(monitored_store, {latest["window_start"].to_pydatetime(): covered})
-    samples, _ = scrape(served)
-    assert value("provisional") == 0 and value("label_coverage_ratio") == covered["label_coverage"]
-    assert ("forwardlab_monitor_estimated_mae_alert", frozenset()) not in samples  # not computed: left out
 
 
 def test_the_newest_runs_window_spec_is_the_one_exported(served: RunningServer, monitored_store: Store) -> None:

@@ -30,6 +30,10 @@ class Calculator(abc.ABC, Generic[ResultT]):
         self._fitted = True
         return self
 
+    @property
+    def fitted(self) -> bool:
+        return self._fitted
+
     def calculate(self, current: pd.DataFrame) -> ResultT:
         """Compare `current` with the fitted reference."""
         if not self._fitted:

@@ -209,7 +209,7 @@ class LossEstimator(Calculator[EstimatedPerformance]):
 
     def row_estimates(self, frame: pd.DataFrame) -> np.ndarray:
         """Each row's estimated absolute error (USD), in the frame's order; NaN where the prediction is missing."""
-        if not self._fitted:
+        if not self.fitted:
             raise RuntimeError(f"{type(self).__name__}.row_estimates called before fit(reference)")
         return np.asarray(self._per_model(frame).mean(axis=0))
 

@@ -126,7 +126,7 @@ def _worker_start(parent_pid: int, reports: bool) -> None:
 
 _stores: dict[str, Store] = {}
 _references: dict[tuple[Any, pd.Timestamp], pd.DataFrame] = {}  # by (store URL, reference end)
-_productions: dict[tuple[Any, pd.Timestamp], ProductionCalculator] = {}  # fitted on those references
+_productions: dict[tuple[Any, pd.Timestamp], ProductionCalculator] = {}  # for those references
 
 
 class _ReplayReference(ReferenceSource):
@@ -159,10 +159,9 @@ def _monitor_window(
     store = _stores.get(store_url) or _stores.setdefault(store_url, Store(store_url))
     reference = _ReplayReference(end=reference_end.to_pydatetime())
     key = (store.url, pd.Timestamp(reference_end))
-    if key not in _productions:  # the label-free estimator's cross-fitting is worth doing once, not monthly
-        frame = reference.load(store, string_columns=columns.strings)
+    if key not in _productions:  # fitted by the first month's run and kept: the estimator's cross-fitting is slow
         learned = read_frame(estimation_reference, string_columns=columns.strings) if estimation_reference else None
-        _productions[key] = ProductionCalculator(columns, estimation_reference=learned).fit(frame)
+        _productions[key] = ProductionCalculator(columns, estimation_reference=learned)
     run = run_monitoring(
         store,
         window=WINDOW,

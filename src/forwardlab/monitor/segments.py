@@ -169,7 +169,7 @@ class SegmentCalculator(Calculator[SegmentResult]):
     def calculate(self, current: pd.DataFrame, estimated_abs_error: npt.ArrayLike | None = None) -> SegmentResult:
         """Segments of `current` (target NaN for unlabelled rows); `estimated_abs_error`: one estimated absolute
         error per row of `current`, in its order (NaN where a row has none)."""
-        if not self._fitted:
+        if not self.fitted:
             raise RuntimeError(f"{type(self).__name__}.calculate called before fit(reference)")
         return self._segments(current, estimated_abs_error)
 

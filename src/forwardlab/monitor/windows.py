@@ -49,7 +49,6 @@ from forwardlab.monitor.errors import AlertConfigError, FrameError, MonitoringRu
 from forwardlab.monitor.frames import require_columns
 from forwardlab.monitor.performance import PERFORMANCE_METRICS, PerformanceCalculator, RegressionMetrics
 from forwardlab.monitor.production import (
-    DEFAULT_MIN_COVERAGE,
     ProductionCalculator,
     ProductionResult,
     known_at,
@@ -269,7 +268,6 @@ def run_monitoring(
     workers: int = 2,
     alerts: AlertConfig | None = None,
     progress: Advance | None = None,
-    min_coverage: float = DEFAULT_MIN_COVERAGE,
     production: ProductionCalculator | None = None,
 ) -> MonitoringRun:
     """Compare every window of [start, end) with the reference; store, write and alert as the module says.
@@ -279,8 +277,9 @@ def run_monitoring(
     slow part. Reports are rendered when `out_dir` is given, unless `reports` is False.
 
     Each window also gets the prediction-time view (`production`): the predictions made in it, labelled or
-    not, with the labels known at the run's end; provisional under `min_coverage`. `production` is a
-    calculator already fitted on this reference, for callers that monitor again and again (the replay).
+    not, with the labels known at the run's end. `production` sets it up (minimum label coverage, the
+    estimation reference; default: `ProductionCalculator(columns)`); it is fitted on the reference unless it
+    already is, so a caller that monitors again and again (the replay) fits it once.
     """
     spec = WindowSpec.parse(window)
     config, target_config, target, prediction = columns.features, columns.targets, columns.target, columns.prediction
@@ -319,17 +318,18 @@ def run_monitoring(
     target_all = DriftCalculator(target_config).fit(reference_frame)
     performance = PerformanceCalculator(target=target, prediction=prediction).fit(reference_frame)
     assert performance.reference is not None
-    if production is None:
-        production = ProductionCalculator(columns, min_coverage=min_coverage).fit(reference_frame)
+    production = production or ProductionCalculator(columns)
+    if not production.fitted:
+        production.fit(reference_frame)
     windows: list[WindowResult] = []
     jobs: list[tuple[int, ReportJob]] = []
     staging = Path(out_dir) / f".staging-{run_id}" if out_dir is not None else None
     for lo, hi in bounds:
         current = labelled[(labelled["label_at"] >= lo) & (labelled["label_at"] < hi)]
         made = made_all[(made_all["predicted_at"] >= lo) & (made_all["predicted_at"] < hi)]
-        made_view = production.calculate(made)
         if len(current) < config.min_rows:
             note = f"{len(current)} rows with ground truth in the window, need at least {config.min_rows}"
+            made_view = production.calculate(made)
             windows.append(WindowResult(lo, hi, INSUFFICIENT, note, len(current), 0, production=made_view))
             continue
         require_columns(current, config.columns, f"window {_iso(lo)}..{_iso(hi)}")
@@ -340,6 +340,7 @@ def run_monitoring(
             ref, drift_calc, target_calc = reference_frame, drift_all, target_all
         drift = drift_calc.calculate(current)
         targets = target_calc.calculate(current)
+        made_view = production.calculate(made)
         result = WindowResult(
             lo,
             hi,

@@ -30,7 +30,6 @@ from forwardlab.monitor.service import create_app
 from forwardlab.monitor.store import Store
 from forwardlab.monitor.windows import ReferenceSource, run_monitoring
 from tests.monitor.conftest import API_KEY
-from tests.monitor.production_records import production_block, save_with_production
 from tests.support.browser import ARTIFACTS, open_page
 
 REFERENCE = ReferenceSource(end=datetime(2014, 11, 1, tzinfo=UTC))
@@ -301,7 +300,7 @@ def test_in_a_browser_it_signs_in_draws_and_opens_reports(board: Board) -> None:
         assert page.locator("#alerts tbody tr").count() == 2
         assert page.locator("#windows tbody tr").count() == 2
         assert page.locator("#windows a[data-report]").count() == 6
-        assert page.locator("#production").is_hidden()  # records without a "production" block: as before
+        assert page.locator("#production-table tbody tr").count() == 2  # the predictions made per window
 
         link = page.locator("#windows a[data-report=data_drift]").first
         is_report = "response", lambda r: r.url.endswith("/data_drift.html")
@@ -317,19 +316,11 @@ def test_in_a_browser_it_signs_in_draws_and_opens_reports(board: Board) -> None:
 
 @pytest.mark.slow
 def test_it_shows_the_predictions_made_per_window(scored_store: Store, tmp_path: Path) -> None:
-    """Windows whose records carry the "production" block: coverage (provisional or not), realized and
-    estimated MAE with its band (in the error chart too), multivariate values with alert marks, and the
-    selected window's top segments."""
-    run_monitoring(scored_store, window="month", reference=REFERENCE, columns=COLUMNS, end=utc("2015-01-01"))
-    stored = results.load_windows(scored_store)
-    november, december = (row for _, row in stored.iterrows())
-    blocks = {
-        november["window_start"].to_pydatetime(): production_block(
-            november["mae_usd"], coverage=0.93, alert=False, tag="nov-"
-        ),
-        december["window_start"].to_pydatetime(): production_block(december["mae_usd"], coverage=0.45, tag="dec-"),
-    }
-    save_with_production(scored_store, blocks)
+    """Per window: coverage (provisional or not), realized and estimated MAE with its band (in the error
+    chart too), multivariate values with alert marks, and the selected window's top segments, as stored."""
+    run_monitoring(scored_store, window="month", reference=REFERENCE, columns=COLUMNS, end=utc("2015-03-01"))
+    blocks = [record["production"] for record in results.stored_records(scored_store)]
+    assert blocks[-1]["provisional"] and not blocks[0]["provisional"]  # February's houses mostly still for sale
     app = standalone_app(str(scored_store.url), tmp_path, api_keys=[API_KEY])
     with (
         start_server(app) as server,
@@ -338,7 +329,7 @@ def test_it_shows_the_predictions_made_per_window(scored_store: Store, tmp_path:
                   screenshot=ARTIFACTS / "dashboard-production.png") as page,
     ):  # fmt: skip
         data = summary(client)
-        for window, block in zip(data["windows"], blocks.values(), strict=True):
+        for window, block in zip(data["windows"], blocks, strict=True):
             shown = window["production"]
             assert shown["segments"] == block["segments"][:10]
             assert shown["pca"] == block["multivariate"]["pca"]
@@ -346,27 +337,25 @@ def test_it_shows_the_predictions_made_per_window(scored_store: Store, tmp_path:
             same = {k: v for k, v in block.items() if k not in ("segments", "multivariate")}
             assert {k: shown[k] for k in same} == same
 
-        page.wait_for_selector("#chart-error[data-points='2']")
+        page.wait_for_selector(f"#chart-error[data-points='{len(blocks)}']")
         drawn = page.evaluate(PAINTED, "chart-error")
         assert drawn and drawn["painted"] > 1000
         legend = page.locator("#chart-error .u-legend").inner_text()
         assert "estimated MAE" in legend and "realized MAE" in legend
         rows = page.locator("#production-table tbody tr")
-        assert rows.count() == 2  # newest first
-        assert rows.nth(0).locator(".badge").inner_text() == "provisional"
-        assert rows.nth(1).locator(".badge").count() == 0
-        assert rows.nth(0).locator("td").nth(3).inner_text().startswith("45%")
-        assert rows.nth(0).locator("td[data-alert=true] .alert-mark").count() == 3  # estimated MAE, PCA, AUC
-        assert rows.nth(1).locator(".alert-mark").count() == 0
+        assert rows.count() == len(blocks)
+        for row, block in zip((rows.nth(i) for i in range(len(blocks))), reversed(blocks), strict=True):  # newest first
+            assert row.locator(".badge").count() == (1 if block["provisional"] else 0)
+            shown_pct = float(row.locator("td").nth(3).inner_text().split("%")[0])
+            assert shown_pct == pytest.approx(100 * block["label_coverage"], abs=0.05)
+            alerts = [block["estimated_mae_alert"], *(m["alert"] for m in block["multivariate"].values())]
+            assert row.locator("td[data-alert=true] .alert-mark").count() == sum(a is True for a in alerts)
 
         segments = page.locator("#segments tbody tr")
-        assert segments.count() == 10
-        assert (
-            segments.first.locator("td").nth(1).inner_text()
-            == blocks[december["window_start"]]["segments"][0]["segment"]
-        )
+        assert segments.count() == len(blocks[-1]["segments"][:10])
+        assert segments.first.locator("td").nth(1).inner_text() == blocks[-1]["segments"][0]["segment"]
         page.select_option("#segment-window", data["windows"][0]["label"])
-        assert segments.count() == 10 and segments.first.locator("td").nth(1).inner_text().startswith("nov-")
+        assert segments.first.locator("td").nth(1).inner_text() == blocks[0]["segments"][0]["segment"]
 
 
 # ------------------------------------------------------------------ after (and during) a replay

@@ -160,3 +160,15 @@ def test_bad_input_is_a_frame_error_naming_the_frame_and_column(
         DomainClassifierDrift(**COLUMNS, folds=1)
     with pytest.raises(RuntimeError, match="calculate called before fit"):
         ReconstructionDrift(**COLUMNS).calculate(rows)
+
+
+def test_a_window_s_verdicts_do_not_depend_on_its_row_order(
+    reconstruction: ReconstructionDrift, classifier: DomainClassifierDrift
+) -> None:
+    """A store returns rows in insertion order, which concurrent writers shuffle: a replay resumed after a kill
+    must find what an uninterrupted one found."""
+    window = after_onset(months("correlation-change"))
+    current = next(iter(window.values()))
+    shuffled = current.sample(frac=1.0, random_state=3)
+    assert classifier.calculate(shuffled) == classifier.calculate(current)
+    assert reconstruction.calculate(shuffled).value == pytest.approx(reconstruction.calculate(current).value)

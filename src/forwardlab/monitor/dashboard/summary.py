@@ -74,6 +74,7 @@ class Segment(BaseModel):
     mae_usd: float | None
     estimated_mae_usd: float | None
     increase_usd: float | None
+    new: bool = False  # not in the reference (an unseen zip code, a model deployed after it)
 
 
 class Production(BaseModel):

@@ -326,6 +326,7 @@ class DomainClassifierDrift(Calculator[DomainClassifierResult]):
         size = min(n, len(self._reference))
         reference = self._reference[rng.choice(len(self._reference), size, replace=False)]
         window = self._encode(frame)
+        window = window[np.lexsort(window.T[::-1])]  # rows in content order: a store's order is insertion order
         if n > size:
             window = window[rng.choice(n, size, replace=False)]
         value = self._auc(reference, window)

@@ -228,7 +228,7 @@
     }
     for (const s of segments) {
       const row = el("tr");
-      for (const text of [s.by, s.segment, num(s.n), num(s.n_labelled), num(s.reference_mae_usd), num(s.mae_usd),
+      for (const text of [s.by, s.new ? `${s.segment} (new)` : s.segment, num(s.n), num(s.n_labelled), num(s.reference_mae_usd), num(s.mae_usd),
         num(s.estimated_mae_usd), num(s.increase_usd)]) row.append(el("td", text));
       body.append(row);
     }
