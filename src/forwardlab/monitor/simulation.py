@@ -77,9 +77,6 @@ DEFAULT_ALERT_RULES: dict[str, Any] = {
         {"name": "data-drift", "type": "metric", "metric": "drift_share", "above": 0.0},
         {"name": "target-drift", "type": "drift", "column": "label_usd", "windows": 1},
         {"name": "mae-up", "type": "metric", "metric": "mae_usd", "increase_pct": 20},
-        # label-free: the houses listed in the month, before they sell
-        {"name": "estimated-mae-up", "type": "metric", "metric": "estimated_mae_usd", "increase_pct": 10},
-        {"name": "multivariate-drift", "type": "metric", "metric": "domain_classifier_auc", "above": 0.6},
     ]
 }
 

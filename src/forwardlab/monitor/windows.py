@@ -296,7 +296,7 @@ def run_monitoring(
     run_id, created_at, timings = str(uuid.uuid4()), datetime.now(UTC), {}
 
     clock = time.perf_counter()
-    reference_frame = reference.load(store, string_columns=columns.strings)
+    reference_frame = _time_ordered(reference.load(store, string_columns=columns.strings))
     if reference_frame.empty:
         raise MonitoringRunError(f"reference ({reference.describe()}): no rows")
     require_columns(reference_frame, columns.monitored, f"reference ({reference.describe()})")
@@ -310,7 +310,7 @@ def run_monitoring(
     bounds = spec.windows(window_start, window_end)
     if not bounds:
         raise MonitoringRunError(f"no window between {_iso(window_start)} and {_iso(window_end)}")
-    made_all = known_at(store.predictions(bounds[0][0], bounds[-1][1]), bounds[-1][1], target=target)
+    made_all = known_at(_time_ordered(store.predictions(bounds[0][0], bounds[-1][1])), bounds[-1][1], target=target)
     timings["load_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -410,6 +410,14 @@ def run_monitoring(
             shutil.rmtree(staging, ignore_errors=True)
     deliveries = _deliver(store, run_id, raised, alerts)
     return replace(run, deliveries=tuple(deliveries))
+
+
+def _time_ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Store rows by when they were predicted, then by entity: a store returns insertion order, which concurrent
+    writers shuffle, and the multivariate calculators sample and chunk by position (a resumed replay must find
+    what an uninterrupted one found). A file keeps its own order."""
+    keys = [c for c in ("predicted_at", "entity_id") if c in frame.columns]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
 
 
 def _check_rule_columns(alerts: AlertConfig | None, monitored: Sequence[str]) -> None:
