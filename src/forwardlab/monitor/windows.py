@@ -18,8 +18,10 @@ UTC and clipped to [start, end). By default they start at the reference's end (o
 truth) and run through the window holding the last ground truth.
 
 Per window: feature drift (`drift.calculator.DriftCalculator`), target and prediction drift, regression metrics in
-USD (`performance.PerformanceCalculator`), the three Evidently reports (`reports`), and alerts
-(`alerts`). Output: `monitoring.json` and `reports/START_END/*.html` under `out_dir`, and the same
+USD (`performance.PerformanceCalculator`), the three Evidently reports (`reports`), alerts (`alerts`), and
+the prediction-time view of the same window (`production`): the predictions made in it, labelled or not,
+as the store held them at the run's end (coverage, label-free MAE estimate, multivariate drift, segments).
+Output: `monitoring.json` and `reports/START_END/*.html` under `out_dir`, and the same
 records as time series in the metrics store (`results`), saved in one transaction after everything was
 computed. Reports and JSON are staged in `out_dir/.staging-RUN` and moved into place only after the store
 committed, so a run that fails leaves the store, the JSON and the published reports as they were.
