@@ -204,8 +204,12 @@ def test_the_window_s_estimate_and_multivariate_drift_are_the_calculators_on_its
     run = run_monitoring(scored_store, window="month", reference=REFERENCE, columns=columns, start=start, end=end)
     (window,) = run.windows
     assert window.production is not None and window.production.estimated is not None
-    reference = scored_store.predictions(None, REFERENCE.end, time_column="label_at")
-    made = known_at(scored_store.predictions(start, end), end, target=columns.target)
+
+    def in_time_order(frame: pd.DataFrame) -> pd.DataFrame:  # as the run reads the store: folds go by position
+        return frame.sort_values(["predicted_at", "entity_id"], kind="stable").reset_index(drop=True)
+
+    reference = in_time_order(scored_store.predictions(None, REFERENCE.end, time_column="label_at"))
+    made = known_at(in_time_order(scored_store.predictions(start, end)), end, target=columns.target)
     features = columns.features
     estimator = LossEstimator(
         numerical=features.numerical,
