@@ -68,6 +68,7 @@ from threadpoolctl import threadpool_limits
 
 from forwardlab.monitor.base import Calculator
 from forwardlab.monitor.errors import FrameError
+from forwardlab.monitor.frames import require_columns, require_numbers
 
 FOLDS = 5
 BAND_COVERAGE = 0.95
@@ -249,12 +250,8 @@ class LossEstimator(Calculator[EstimatedPerformance]):
 
     def _checked(self, frame: pd.DataFrame, side: str, columns: Sequence[str]) -> pd.DataFrame:
         """`frame` if it has `columns`, numbers where numbers are needed and no prediction <= 0."""
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise FrameError(f"{side}: missing column(s) {', '.join(missing)} (it has: {', '.join(map(str, frame))})")
-        for column in (c for c in columns if c not in self.categorical):
-            if not pd.api.types.is_numeric_dtype(frame[column].dtype):
-                raise FrameError(f"{side}: column {column} must hold numbers but holds {frame[column].dtype} values")
+        require_columns(frame, columns, side)
+        require_numbers(frame, [c for c in columns if c not in self.categorical], side)
         if side == "reference" and frame.empty:
             raise FrameError("reference: no rows")
         not_positive = int((frame[self.prediction] <= 0).sum())
@@ -358,9 +355,7 @@ def cross_fitted_reference(
     fitted without any row of that row's category (folds grouped by the column), with that column set
     missing: what the price model's error is for a category it never saw.
     """
-    missing = [c for c in (*features, target) if c not in train.columns]
-    if missing:
-        raise FrameError(f"training data: missing column(s) {', '.join(missing)}")
+    require_columns(train, (*features, target), "training data")
     if not 0 <= unknown_share <= 1:
         raise FrameError(f"unknown share {unknown_share}: must be between 0 and 1")
     x, y = train[list(features)], train[target]

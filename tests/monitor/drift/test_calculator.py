@@ -96,7 +96,7 @@ def test_columns_missing_from_either_side_are_named() -> None:
 
 def test_mismatched_types_are_named() -> None:
     strings = frame(100).assign(size=lambda f: f["size"].astype(str))
-    with pytest.raises(FrameError, match="current: column size is numerical but holds object values"):
+    with pytest.raises(FrameError, match="current: column size must hold numbers but holds object values"):
         compare(frame(100), strings, CONFIG)
     numbers = frame(100).assign(zip=lambda f: f["zip"].astype(int))
     with pytest.raises(FrameError, match=r"column zip: the reference holds strings, the current numbers \(e.g. 980"):

@@ -141,7 +141,7 @@ def test_bad_input_is_a_frame_error_naming_the_frame_and_column(
             calculator.calculate(rows.drop(columns="sqft_lot"))
         with pytest.raises(FrameError, match=r"^current: column zipcode holds numbers .* the reference strings"):
             calculator.calculate(rows.assign(zipcode=rows["zipcode"].astype(int)))
-        with pytest.raises(FrameError, match=r"^current: column sqft_living is numerical but holds object"):
+        with pytest.raises(FrameError, match=r"^current: column sqft_living must hold numbers but holds object"):
             calculator.calculate(rows.assign(sqft_living=rows["sqft_living"].astype(str)))
         with pytest.raises(FrameError, match=r"^current: expected a pandas DataFrame, got dict"):
             calculator.calculate(rows.to_dict())  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from forwardlab.monitor.drift.stats import (
 )
 from forwardlab.monitor.drift.stattests import STATTESTS, StatTest, default_test, listing
 from forwardlab.monitor.errors import FrameError
-from forwardlab.monitor.frames import require_columns
+from forwardlab.monitor.frames import require_columns, require_numbers
 
 Status = Literal["ok", "insufficient data"]
 INSUFFICIENT: Literal["insufficient data"] = "insufficient data"
@@ -172,13 +172,7 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig)
 def _checked_frame(frame: pd.DataFrame, config: DriftConfig, side: str) -> pd.DataFrame:
     """The frame if it has every column and numerical ones hold numbers; else a `FrameError` naming them."""
     require_columns(frame, config.columns, side)
-    for column in config.numerical:
-        series = frame[column]
-        if not _holds_numbers(series) and series.notna().any():
-            raise FrameError(
-                f"{side}: column {column} is numerical but holds {series.dtype} values "
-                f"(e.g. {series.dropna().iloc[0]!r}); declare it categorical or convert it"
-            )
+    require_numbers(frame, config.numerical, side)
     return frame
 
 

@@ -66,6 +66,7 @@ from forwardlab.monitor.base import Calculator
 from forwardlab.monitor.drift.config import DEFAULT_MIN_ROWS, DriftConfig, drift_config
 from forwardlab.monitor.drift.stats import value_kind, value_kinds
 from forwardlab.monitor.errors import FrameError
+from forwardlab.monitor.frames import require_columns, require_numbers
 
 DEFAULT_VARIANCE = 0.65  # NannyML's default share of variance the PCA keeps
 RECONSTRUCTION_STD = 3.0
@@ -138,16 +139,8 @@ class _Columns:
         values of the reference's kinds (98001 never matches "98001": every row would look new)."""
         if not isinstance(frame, pd.DataFrame):
             raise FrameError(f"{side}: expected a pandas DataFrame, got {type(frame).__name__}")
-        missing = [c for c in self.config.columns if c not in frame.columns]
-        if missing:
-            raise FrameError(f"{side}: missing column(s) {', '.join(missing)} (it has: {', '.join(map(str, frame))})")
-        for column in self.numerical:
-            series = frame[column]
-            if not pd.api.types.is_numeric_dtype(series.dtype) and series.notna().any():
-                raise FrameError(
-                    f"{side}: column {column} is numerical but holds {series.dtype} values "
-                    f"(e.g. {series.dropna().iloc[0]!r}); declare it categorical or convert it"
-                )
+        require_columns(frame, self.config.columns, side)
+        require_numbers(frame, self.numerical, side)
         for column, known in self.kinds.items():
             values = pd.unique(frame[column].dropna())
             if value_kinds(values) <= known:
