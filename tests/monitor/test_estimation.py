@@ -102,8 +102,8 @@ def test_estimate_rises_with_the_realized_mae_after_a_covariate_shift(shifted: F
 
 def test_a_zip_code_the_model_never_saw_costs_more(stationary: Fitted) -> None:
     houses = stationary.production.head(300)
-    known = stationary.estimator.row_estimates(houses)
-    unknown = stationary.estimator.row_estimates(houses.assign(zipcode="00000"))
+    known = stationary.estimator.calculate(houses).row_estimates_usd
+    unknown = stationary.estimator.calculate(houses.assign(zipcode="00000")).row_estimates_usd
     assert unknown.mean() > 1.3 * known.mean()
     unseen = stationary.reference[stationary.reference["zipcode"].isna()]
     seen = stationary.reference[stationary.reference["zipcode"].notna()]
@@ -124,7 +124,7 @@ def test_reference_predictions_are_out_of_fold(stationary: Fitted) -> None:
 def test_row_estimates_average_to_the_window_estimate(stationary: Fitted) -> None:
     window = stationary.production.head(500).copy()
     window.loc[window.index[:5], PREDICTION] = np.nan
-    rows = stationary.estimator.row_estimates(window)
+    rows = stationary.estimator.calculate(window).row_estimates_usd
     result = stationary.estimator.calculate(window)
     assert rows.shape == (500,) and np.isnan(rows[:5]).all() and (rows[5:] > 0).all()
     assert result.n == 495 and result.estimated_mae_usd == pytest.approx(np.nanmean(rows), rel=1e-12)
@@ -136,17 +136,15 @@ def test_row_estimates_average_to_the_window_estimate(stationary: Fitted) -> Non
 
 def test_same_seed_same_estimates(stationary: Fitted) -> None:
     window = stationary.production.head(200)
-    again = estimator(seed=0).fit(stationary.reference).row_estimates(window)
-    np.testing.assert_array_equal(again, stationary.estimator.row_estimates(window))
-    other = estimator(seed=1).fit(stationary.reference).row_estimates(window)
+    again = estimator(seed=0).fit(stationary.reference).calculate(window).row_estimates_usd
+    np.testing.assert_array_equal(again, stationary.estimator.calculate(window).row_estimates_usd)
+    other = estimator(seed=1).fit(stationary.reference).calculate(window).row_estimates_usd
     assert not np.array_equal(other, again)
 
 
 def test_calculate_before_fit_is_refused(stationary: Fitted) -> None:
     with pytest.raises(RuntimeError, match="before fit"):
         estimator().calculate(stationary.production)
-    with pytest.raises(RuntimeError, match="before fit"):
-        estimator().row_estimates(stationary.production)
 
 
 @pytest.mark.parametrize(
@@ -179,8 +177,6 @@ def test_bad_window_is_a_frame_error(stationary: Fitted, change: Change, message
     window = stationary.production.head(50).drop(columns=["price"])  # no labels needed
     with pytest.raises(FrameError, match=message):
         stationary.estimator.calculate(change(window))
-    with pytest.raises(FrameError, match=message):
-        stationary.estimator.row_estimates(change(window))
 
 
 def test_bad_settings_are_frame_errors(stationary: Fitted) -> None:

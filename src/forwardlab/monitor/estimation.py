@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,9 @@ class EstimatedPerformance:
     error plus 3 standard errors of a mean of `n` reference rows' estimates (out of fold), i.e. above what a
     window of this size drawn from the reference shows 99.9% of the time. Only a rise alerts: a lower error is
     no failure. All None for a window with no predictions.
+
+    `row_estimates_usd`: each row's estimated absolute error, in the window's order (NaN where its prediction
+    is missing), for breakdowns such as `segments`; kept out of comparisons and of the record.
     """
 
     n: int
@@ -100,6 +103,7 @@ class EstimatedPerformance:
     estimated_mae_upper_usd: float | None
     estimated_mae_alert: bool | None
     alert_threshold_usd: float | None
+    row_estimates_usd: np.ndarray = field(default_factory=lambda: np.empty(0), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The window record's `production` keys that this result fills."""
@@ -126,7 +130,7 @@ class LossEstimator(Calculator[EstimatedPerformance]):
     """Expected absolute error of each prediction, learned on a labelled reference (see the module docstring).
 
     `fit(reference)`: the features, `prediction` and `target` (rows without a target are left out);
-    `calculate(window)` and `row_estimates(window)`: the features and `prediction` only.
+    `calculate(window)`: the features and `prediction` only.
     """
 
     def __init__(
@@ -206,11 +210,11 @@ class LossEstimator(Calculator[EstimatedPerformance]):
     def _calculate(self, current: pd.DataFrame) -> EstimatedPerformance:
         reference = self.reference
         assert reference is not None  # set by _fit, which Calculator.calculate requires
-        per_model = self._per_model(current)
-        per_model = per_model[:, np.isfinite(per_model[0])]
+        all_rows = self._per_model(current)
+        per_model = all_rows[:, np.isfinite(all_rows[0])]
         n = per_model.shape[1]
         if n == 0:
-            return EstimatedPerformance(0, None, None, None, None, None)
+            return EstimatedPerformance(0, None, None, None, None, None, all_rows.mean(axis=0))
         rows = per_model.mean(axis=0)
         estimate = float(rows.mean())
         # The realized MAE of these n rows spreads around their expected errors by each row's own spread.
@@ -227,13 +231,8 @@ class LossEstimator(Calculator[EstimatedPerformance]):
             estimated_mae_upper_usd=estimate + half_width,
             estimated_mae_alert=bool(estimate > threshold),
             alert_threshold_usd=float(threshold),
+            row_estimates_usd=all_rows.mean(axis=0),
         )
-
-    def row_estimates(self, frame: pd.DataFrame) -> np.ndarray:
-        """Each row's estimated absolute error (USD), in the frame's order; NaN where the prediction is missing."""
-        if not self.fitted:
-            raise RuntimeError(f"{type(self).__name__}.row_estimates called before fit(reference)")
-        return np.asarray(self._per_model(frame).mean(axis=0))
 
     # ------------------------------------------------------------------------ helpers
 

@@ -1,4 +1,5 @@
-"""What a window's predictions say before their labels are in: label coverage, realized MAE so far.
+"""What a window's predictions say before their labels are in: label coverage, the realized MAE so far, the MAE
+estimated without labels, multivariate drift and the segments whose error grew most.
 
 A window's label-time view (`windows`: the sales whose price arrived in it) is complete the day it ends, but
 it is about predictions made weeks earlier. This is the prediction-time view: the predictions made in the
@@ -32,6 +33,7 @@ from forwardlab.monitor.errors import MonitoringRunError
 from forwardlab.monitor.estimation import RECORD_KEYS as ESTIMATE_KEYS
 from forwardlab.monitor.estimation import EstimatedPerformance, LossEstimator
 from forwardlab.monitor.frames import require_columns
+from forwardlab.monitor.performance import PerformanceCalculator
 from forwardlab.monitor.segments import SegmentCalculator, SegmentResult
 
 DEFAULT_MIN_COVERAGE = 0.8
@@ -146,12 +148,14 @@ class ProductionCalculator(Calculator[ProductionResult]):
         self.domain_classifier = DomainClassifierDrift(
             features.numerical, features.categorical, seed=seed, min_rows=features.min_rows
         )
+        self.performance = PerformanceCalculator(target=columns.target, prediction=columns.prediction)
         self.segments: SegmentCalculator | None = None
 
     def _fit(self, reference: pd.DataFrame) -> None:
         columns = self.columns
         require_columns(reference, columns.monitored, "reference")
         self.estimator.fit(reference if self.estimation_reference is None else self.estimation_reference)
+        self.performance.fit(reference)
         self.reconstruction.fit(reference)
         self.domain_classifier.fit(reference)
         usable = [s for s in columns.segments if s.column in reference.columns]
@@ -163,18 +167,17 @@ class ProductionCalculator(Calculator[ProductionResult]):
         if current.empty:  # a store frame of no rows has no feature columns either
             return ProductionResult(LabelCoverage(0, 0, self.min_coverage), None)
         require_columns(current, (*self.columns.features.columns, self.columns.prediction), "window's predictions")
-        target, prediction = self.columns.target, self.columns.prediction
-        labelled = current[target].notna().to_numpy() if target in current.columns else np.zeros(len(current), bool)
-        coverage = LabelCoverage(len(current), int(labelled.sum()), self.min_coverage)
-        errors = (current.loc[labelled, prediction] - current.loc[labelled, target]).abs()
-        segments = self.segments.calculate(current, self.estimator.row_estimates(current)) if self.segments else None
+        target = self.columns.target
+        labelled = int(current[target].notna().sum()) if target in current.columns else 0
+        coverage = LabelCoverage(len(current), labelled, self.min_coverage)
+        estimated = self.estimator.calculate(current)
         return ProductionResult(
             coverage,
-            float(errors.mean()) if len(errors) else None,
-            self.estimator.calculate(current),
+            self.performance.calculate(current).mae_usd,
+            estimated,
             self.reconstruction.calculate(current),
             self.domain_classifier.calculate(current),
-            segments,
+            self.segments.calculate(current, estimated.row_estimates_usd) if self.segments else None,
         )
 
 
