@@ -152,17 +152,17 @@ def _production(record: Mapping[str, Any]) -> list[Gauges]:
         ),
         _gauge(
             "estimated_mae_lower_usd",
-            "Lower alert threshold of the estimated MAE, USD.",
+            "Lower end of the 95% band for the window's final realized MAE around the estimate, USD.",
             block.get("estimated_mae_lower_usd"),
         ),
         _gauge(
             "estimated_mae_upper_usd",
-            "Upper alert threshold of the estimated MAE, USD.",
+            "Upper end of the 95% band for the window's final realized MAE around the estimate, USD.",
             block.get("estimated_mae_upper_usd"),
         ),
         _gauge(
             "estimated_mae_alert",
-            "1 when the estimated MAE is outside its thresholds.",
+            "1 when the estimated MAE is above what the reference shows for a window of this size.",
             block.get("estimated_mae_alert"),
         ),
         _gauge(
