@@ -53,13 +53,15 @@ from scipy.stats import spearmanr
 from forwardlab.monitor.data import load_raw, prepare
 from forwardlab.monitor.estimation import ALERT_SIGMAS, EstimatedPerformance, LossEstimator, cross_fitted_reference
 from forwardlab.monitor.features import HOUSE
+from forwardlab.monitor.house import estimation_reference
 from forwardlab.monitor.model import train
 from forwardlab.monitor.scenarios import MARKET_SEED, SCENARIOS
+from forwardlab.monitor.store import LABEL_COLUMN, PREDICTION_COLUMN
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_KC = HERE.parent.parent / "shared" / "data" / "kc_house_data.csv"
 DEFAULT_OUT = HERE / "results" / "estimation"  # benchmarks/results/ is ignored by git
-PREDICTION, TARGET = "prediction_usd", "price"
+PREDICTION, TARGET = PREDICTION_COLUMN, HOUSE.target
 ROWS_PER_MONTH = 1200
 MIN_WINDOW_ROWS = 100
 LABEL_COVERAGE = 0.8
@@ -187,18 +189,15 @@ def evaluate(
     current = production.drop(columns=[TARGET, "abs_error"])
 
     def ours_run() -> dict[str, EstimatedPerformance]:
-        # our reference: the shared one, then its rows scored without their zip code (only that part is timed)
-        ours_reference = cross_fitted_reference(
-            model.pipeline,
-            prepared.train,
-            features=HOUSE.names,
-            target=TARGET,
-            prediction=PREDICTION,
-            unknown=("zipcode",),
-            seed=seed,
-        )
+        # our reference as the product makes it (`monitor train`, the replay): the shared one plus its rows
+        # scored without their zip code, in the store's column names
+        ours_reference = estimation_reference(model, prepared.train, seed=seed)
         estimator = LossEstimator(
-            numerical=HOUSE.numerical, categorical=HOUSE.categorical, prediction=PREDICTION, target=TARGET, seed=seed
+            numerical=HOUSE.numerical,
+            categorical=HOUSE.categorical,
+            prediction=PREDICTION,
+            target=LABEL_COLUMN,
+            seed=seed,
         ).fit(ours_reference)
         return {str(month): estimator.calculate(window) for month, window in current.groupby(months)}
 
