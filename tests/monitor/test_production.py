@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -21,10 +22,16 @@ from forwardlab.monitor.model import PriceModel
 from forwardlab.monitor.production import LabelCoverage, ProductionCalculator, known_at, production_metrics
 from forwardlab.monitor.server import RunningServer
 from forwardlab.monitor.store import Store
-from forwardlab.monitor.windows import ReferenceSource, run_monitoring
+from forwardlab.monitor.windows import MonitoringRun, ReferenceSource, run_monitoring
 from tests.monitor.conftest import API_KEY, house
 
 REFERENCE = ReferenceSource(end=datetime(2014, 11, 1, tzinfo=UTC))
+
+
+def monthly(store: Store, end: datetime, *, start: datetime | None = REFERENCE.end, **options: Any) -> MonitoringRun:
+    """A monthly run of the house columns against the training reference, from `start` to `end`."""
+    options.setdefault("reference", REFERENCE)
+    return run_monitoring(store, window="month", columns=house_columns(), start=start, end=end, **options)
 
 
 def months_listed(prepared: PreparedData, start: str, end: str) -> pd.DataFrame:
@@ -36,9 +43,7 @@ def test_coverage_counts_the_window_s_predictions_labelled_by_the_run_s_end(
     scored_store: Store, prepared: PreparedData, model: PriceModel
 ) -> None:
     end = datetime(2015, 3, 1, tzinfo=UTC)
-    run = run_monitoring(
-        scored_store, window="month", reference=REFERENCE, columns=house_columns(), start=REFERENCE.end, end=end
-    )
+    run = monthly(scored_store, end)
     as_of = pd.Timestamp(end).tz_localize(None)
     for window in run.windows:
         assert window.production is not None
@@ -58,16 +63,13 @@ def test_coverage_counts_the_window_s_predictions_labelled_by_the_run_s_end(
 
 def test_re_monitoring_later_sees_more_labels_and_the_record_says_so(scored_store: Store, tmp_path: Path) -> None:
     month = {"start": datetime(2015, 2, 1, tzinfo=UTC), "end": datetime(2015, 3, 1, tzinfo=UTC)}
-    early = run_monitoring(scored_store, window="month", reference=REFERENCE, columns=house_columns(), **month)
+    early = monthly(scored_store, month["end"], start=month["start"])
     (window,) = early.windows
     assert window.production is not None and window.production.coverage.provisional
-    later = run_monitoring(
+    later = monthly(
         scored_store,
-        window="month",
-        reference=REFERENCE,
-        columns=house_columns(),
+        datetime(2015, 5, 1, tzinfo=UTC),
         start=month["start"],
-        end=datetime(2015, 5, 1, tzinfo=UTC),
         out_dir=tmp_path,
         reports=False,
     )
@@ -125,15 +127,7 @@ def test_alert_rules_on_coverage_and_on_the_final_realized_mae(scored_store: Sto
             ]
         }
     )
-    run = run_monitoring(
-        scored_store,
-        window="month",
-        reference=REFERENCE,
-        columns=house_columns(),
-        start=REFERENCE.end,
-        end=datetime(2015, 3, 1, tzinfo=UTC),
-        alerts=rules,
-    )
+    run = monthly(scored_store, datetime(2015, 3, 1, tzinfo=UTC), alerts=rules)
     by_rule: dict[str, set[str]] = {}
     for alert in run.alerts:
         by_rule.setdefault(alert.rule, set()).add(f"{alert.window_start:%Y-%m}")
@@ -163,14 +157,7 @@ def test_the_service_stores_a_given_prediction_time_and_refuses_one_in_the_futur
 
 
 def test_each_window_keeps_its_top_segments_by_error_increase(scored_store: Store, tmp_path: Path) -> None:
-    run = run_monitoring(
-        scored_store,
-        window="month",
-        reference=REFERENCE,
-        columns=house_columns(),
-        start=REFERENCE.end,
-        end=datetime(2015, 2, 1, tzinfo=UTC),
-    )
+    run = monthly(scored_store, datetime(2015, 2, 1, tzinfo=UTC))
     for window in run.windows:
         rows = window.record()["production"]["segments"]
         assert 0 < len(rows) <= 10
@@ -181,14 +168,7 @@ def test_each_window_keeps_its_top_segments_by_error_increase(scored_store: Stor
     reference = scored_store.predictions(None, REFERENCE.end, time_column="label_at").drop(columns="model_version")
     path = tmp_path / "reference.parquet"
     reference.to_parquet(path)
-    from_file = run_monitoring(
-        scored_store,
-        window="month",
-        reference=ReferenceSource(path=path),
-        columns=house_columns(),
-        start=REFERENCE.end,
-        end=datetime(2014, 12, 1, tzinfo=UTC),
-    )
+    from_file = monthly(scored_store, datetime(2014, 12, 1, tzinfo=UTC), reference=ReferenceSource(path=path))
     (window,) = from_file.windows
     assert window.production is not None and window.production.segments is not None
     assert {row.by for row in window.production.segments.rows} == {"zipcode", "price_band"}
@@ -201,7 +181,7 @@ def test_the_window_s_estimate_and_multivariate_drift_are_the_calculators_on_its
     predictions read straight from the store, labels blanked as of the run's end."""
     columns = house_columns()
     start, end = datetime(2015, 1, 1, tzinfo=UTC), datetime(2015, 2, 1, tzinfo=UTC)
-    run = run_monitoring(scored_store, window="month", reference=REFERENCE, columns=columns, start=start, end=end)
+    run = monthly(scored_store, end, start=start)
     (window,) = run.windows
     assert window.production is not None and window.production.estimated is not None
 
