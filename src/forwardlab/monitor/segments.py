@@ -113,10 +113,14 @@ class SegmentResult:
 
     def top(self, k: int) -> tuple[SegmentRow, ...]:
         """The `k` segments of at least `min_rows` rows whose error grew most. Those without an increase (too few
-        labels, no estimates) come last; equal increases go by more rows, then by name, so the order is stable."""
+        labels, no estimates) come last; equal increases go by more rows, then by name, so the order is stable.
+        A segment holding the whole window (the only model version in use) is left out: it points nowhere."""
         if k < 0:
             raise ValueError(f"top({k}): k must be 0 or more")
-        eligible = [row for row in self.rows if row.n >= self.min_rows]
+        rows_by: dict[str, int] = {}
+        for row in self.rows:
+            rows_by[row.by] = rows_by.get(row.by, 0) + row.n
+        eligible = [row for row in self.rows if row.n >= self.min_rows and row.n < rows_by[row.by]]
         return tuple(sorted(eligible, key=_rank)[:k])
 
     def to_dict(self) -> dict[str, Any]:
